@@ -1,0 +1,23 @@
+# Turns schema/NNN_*.sql into a C source holding the migrations in order, so the binary
+# carries its own schema and never reads files at run time to create a database.
+# Invoked as: cmake -DSCHEMA_DIR=... -DOUT=... -P embed_schema.cmake
+file(GLOB files RELATIVE "${SCHEMA_DIR}" "${SCHEMA_DIR}/[0-9][0-9][0-9]_*.sql")
+list(SORT files)
+set(body "/* generated from schema/*.sql by cmake/embed_schema.cmake: do not edit */\n")
+string(APPEND body "#include \"schema.h\"\n\n")
+set(table "")
+set(n 0)
+foreach(f IN LISTS files)
+  file(READ "${SCHEMA_DIR}/${f}" sql HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql "${sql}")
+  string(REGEX MATCH "^[0-9]+" ver "${f}")
+  math(EXPR ver "${ver}")
+  string(APPEND body "static const char m${n}[] = {${sql}0x00};\n")
+  string(APPEND table "  { ${ver}, \"${f}\", m${n} },\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "\nconst struct schema_migration schema_migrations[] = {\n${table}};\n")
+string(APPEND body "const int schema_migration_count = ${n};\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
+file(REMOVE "${OUT}.tmp")
