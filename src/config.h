@@ -1,0 +1,89 @@
+/*
+ * config.h - the YAML configuration of PRODUCT.md, loaded and validated in one pass.
+ *
+ * config_load_* either returns a fully validated struct config (every instance's settings
+ * resolved: defaults overlaid with the instance's own keys) or fails with a CS_ERR_CONFIG
+ * error whose message starts "FILE:LINE:COLUMN: " and says what was expected.  Nothing is
+ * created or written while loading.  The struct owns all its strings.
+ */
+#ifndef CREDSYNC_CONFIG_H
+#define CREDSYNC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Limits that keep a hostile or mistaken file from costing unbounded memory or time. */
+#define CFG_MAX_FILE_BYTES (1024 * 1024)
+#define CFG_MAX_DEPTH 32
+
+enum cfg_signature {
+	CFG_SIG_V1 = 1,  /* HMAC-SHA1 query signing */
+	CFG_SIG_V3 = 3,  /* ACS3-HMAC-SHA256 header signing */
+};
+
+enum cfg_rate_control {
+	CFG_RATE_ADAPTIVE = 0, /* token bucket at qps, lowered on throttling (AIMD) */
+	CFG_RATE_FIXED,        /* token bucket at qps, never adapted */
+};
+
+/* The keys that `defaults` sets and any instance may override. */
+struct cfg_settings {
+	int page_size;                 /* page_size: 1..100, default 100 */
+	double qps;                    /* qps: > 0, default 20 */
+	int concurrency;               /* concurrency: 1..256, default 4 */
+	int64_t connect_timeout_ms;    /* timeout.connect, default 5s */
+	int64_t request_timeout_ms;    /* timeout.request, default 30s */
+	int max_attempts;              /* retry.max_attempts: 1..100, default 8 */
+	int64_t base_delay_ms;         /* retry.base_delay, default 1s */
+	int64_t max_delay_ms;          /* retry.max_delay, default 30s */
+	int64_t deadline_ms;           /* retry.deadline (the run deadline), default 15m */
+	int retry_budget;              /* retry.budget: tokens, default 500 */
+	enum cfg_signature signature;  /* signature: v1 | v3, default v3 */
+	enum cfg_rate_control rate_control; /* rate_control: adaptive | fixed */
+	char *ca_file;                 /* ca_file: owned; NULL = system bundle */
+};
+
+struct cfg_instance {
+	char *id;            /* id: required, unique */
+	char *region;        /* region: NULL when not given */
+	char *endpoint;      /* endpoint, or https://onsmqtt.<region>.aliyuncs.com; always set */
+	char **groups;       /* groups: owned list, NULL when groups_all */
+	size_t ngroups;
+	int groups_all;      /* groups: all */
+	struct cfg_settings s;
+	int line, column;    /* where the instance's mapping starts (1-based) */
+};
+
+struct config {
+	char *path;                    /* the file's name as given, for messages */
+	char *database;                /* database: NULL when not set (then -d is needed) */
+	char *profile;                 /* credentials.profile: NULL when not set */
+	char *metrics_file;            /* metrics_file: NULL when not set */
+	int64_t checkpoint_max_age_ms; /* checkpoint_max_age, default 6h */
+	struct cfg_settings defaults;
+	struct cfg_instance *instances;
+	size_t ninstances;
+};
+
+/* Loads and validates path.  On failure returns -1 with err set (CS_ERR_CONFIG, or
+ * CS_ERR_RUNTIME when the file cannot be read) and *out NULL. */
+int config_load_file(struct config **out, const char *path, struct cs_error *err);
+
+/* The same from memory; name stands for the file in messages. */
+int config_load_string(struct config **out, const char *name, const char *text, size_t len,
+		       struct cs_error *err);
+
+void config_free(struct config *cfg);
+
+/* Sets the built-in defaults (used for `defaults` before the file's keys apply). */
+void config_settings_default(struct cfg_settings *s);
+
+/* Finds the config file by PRODUCT.md's order: explicit (from -c), $CREDSYNC_CONFIG,
+ * ./credsync.yaml, $XDG_CONFIG_HOME/credsync/config.yaml (~/.config/...),
+ * /etc/credsync/config.yaml.  Returns a malloc'd path, or NULL when none exists (explicit or
+ * $CREDSYNC_CONFIG are returned even when missing, so the error names them). */
+char *config_find(const char *explicit_path);
+
+#endif
