@@ -3,7 +3,7 @@
 # Invoked as: cmake -DSCHEMA_DIR=... -DOUT=... -P embed_schema.cmake
 file(GLOB files RELATIVE "${SCHEMA_DIR}" "${SCHEMA_DIR}/[0-9][0-9][0-9]_*.sql")
 list(SORT files)
-set(body "/* generated from schema/*.sql by cmake/embed_schema.cmake: do not edit */\n")
+set(body "/* generated from the schema directory by cmake/embed_schema.cmake: do not edit */\n")
 string(APPEND body "#include \"schema.h\"\n\n")
 set(table "")
 set(n 0)

@@ -1,0 +1,410 @@
+/* api.c - signed OnsMqtt requests and their parsed responses; see api.h. */
+#include "api.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MAX_PARAMS 24
+
+int api_build_request(struct cs_buf *url, struct curl_slist **headers, const char *base_url,
+		      const char *host, const char *method, const char *action,
+		      const struct sign_param *params, size_t nparams, const struct creds *creds,
+		      enum cfg_signature sig, struct cs_error *err)
+{
+	struct sign_param all[MAX_PARAMS];
+	struct cs_buf query = CS_BUF_INIT, line = CS_BUF_INIT, signed_headers = CS_BUF_INIT;
+	struct curl_slist *h = NULL, *tmp;
+	char nonce[37], stamp[21], signature[65], hashed[65];
+	size_t n = 0, i;
+	int ret = -1;
+
+	*headers = NULL;
+	if (nparams + 10 > MAX_PARAMS)
+		return cs_error_set(err, CS_ERR_RUNTIME, "too many request parameters");
+	if (sign_nonce(nonce) < 0)
+		return cs_error_set(err, CS_ERR_RUNTIME, "the system random generator failed");
+	util_format_utc(util_now_epoch(), stamp);
+	for (i = 0; i < nparams; i++)
+		all[n++] = params[i];
+
+	if (sig == CFG_SIG_V1) {
+		all[n++] = (struct sign_param){ "Action", action };
+		all[n++] = (struct sign_param){ "Version", API_VERSION };
+		all[n++] = (struct sign_param){ "Format", "JSON" };
+		all[n++] = (struct sign_param){ "AccessKeyId", creds->access_key_id };
+		all[n++] = (struct sign_param){ "SignatureMethod", "HMAC-SHA1" };
+		all[n++] = (struct sign_param){ "SignatureVersion", "1.0" };
+		all[n++] = (struct sign_param){ "SignatureNonce", nonce };
+		all[n++] = (struct sign_param){ "Timestamp", stamp };
+		if (creds->security_token)
+			all[n++] = (struct sign_param){ "SecurityToken", creds->security_token };
+		if (sign_canonical_query(&query, all, n) < 0 ||
+		    sign_v1(signature, sizeof(signature), method, buf_str(&query),
+			    creds->access_key_secret) < 0) {
+			cs_error_set(err, CS_ERR_RUNTIME, "cannot sign the request");
+			goto out;
+		}
+		buf_puts(url, base_url);
+		buf_puts(url, "/?");
+		buf_puts(url, buf_str(&query));
+		buf_puts(url, "&Signature=");
+		sign_percent_encode(url, signature, strlen(signature));
+	} else {
+		struct sign_param hdr[8];
+		size_t nh = 0;
+
+		hdr[nh++] = (struct sign_param){ "host", host };
+		hdr[nh++] = (struct sign_param){ "x-acs-action", action };
+		hdr[nh++] = (struct sign_param){ "x-acs-version", API_VERSION };
+		hdr[nh++] = (struct sign_param){ "x-acs-date", stamp };
+		hdr[nh++] = (struct sign_param){ "x-acs-signature-nonce", nonce };
+		hdr[nh++] = (struct sign_param){ "x-acs-content-sha256", SIGN_EMPTY_SHA256 };
+		if (creds->security_token)
+			hdr[nh++] = (struct sign_param){ "x-acs-security-token", creds->security_token };
+		if (sign_canonical_query(&query, all, n) < 0 ||
+		    sign_v3(hashed, signature, &signed_headers, method, buf_str(&query), hdr, nh,
+			    SIGN_EMPTY_SHA256, creds->access_key_secret) < 0) {
+			cs_error_set(err, CS_ERR_RUNTIME, "cannot sign the request");
+			goto out;
+		}
+		buf_puts(url, base_url);
+		buf_puts(url, "/?");
+		buf_puts(url, buf_str(&query));
+		for (i = 0; i < nh; i++) {
+			buf_reset(&line);
+			buf_printf(&line, "%s: %s", hdr[i].name, hdr[i].value);
+			if (line.oom || !(tmp = curl_slist_append(h, line.data)))
+				goto oom;
+			h = tmp;
+		}
+		buf_reset(&line);
+		buf_printf(&line,
+			   "Authorization: ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s",
+			   creds->access_key_id, buf_str(&signed_headers), signature);
+		if (line.oom || !(tmp = curl_slist_append(h, line.data)))
+			goto oom;
+		h = tmp;
+	}
+	/* curl would add these for a POST; they are not ours to send */
+	if (!(tmp = curl_slist_append(h, "Accept: application/json")))
+		goto oom;
+	h = tmp;
+	if (!(tmp = curl_slist_append(h, "Expect:")))
+		goto oom;
+	h = tmp;
+	if (!(tmp = curl_slist_append(h, "Content-Type:")))
+		goto oom;
+	h = tmp;
+	if (url->oom)
+		goto oom;
+	*headers = h;
+	h = NULL;
+	ret = 0;
+	goto out;
+oom:
+	cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+out:
+	curl_slist_free_all(h);
+	buf_release_wipe(&query); /* may hold a security token */
+	buf_release_wipe(&line);
+	buf_release(&signed_headers);
+	return ret;
+}
+
+int api_parse_count(const cJSON *item, int64_t *out)
+{
+	if (!item || cJSON_IsNull(item))
+		return -1;
+	if (cJSON_IsString(item)) {
+		const char *s = item->valuestring;
+		int64_t v = 0;
+		size_t i;
+
+		if (!*s || strlen(s) > 16)
+			return -2;
+		for (i = 0; s[i]; i++) {
+			if (!isdigit((unsigned char)s[i]))
+				return -2;
+			v = v * 10 + (s[i] - '0');
+		}
+		if (v > 9007199254740992LL)
+			return -2;
+		*out = v;
+		return 0;
+	}
+	if (cJSON_IsNumber(item)) {
+		double d = item->valuedouble;
+
+		/* a double above 2^53 may already have lost digits: refuse it */
+		if (!(d >= 0) || d > 9007199254740992.0 || floor(d) != d)
+			return -2;
+		*out = (int64_t)d;
+		return 0;
+	}
+	return -2;
+}
+
+/* Describes a body that is not what we expected, quoting its first bytes. */
+static void describe_body(char *out, size_t outlen, long status, const char *what,
+			  const char *body, size_t len)
+{
+	char quoted[160];
+
+	util_quote_bytes(body, len < 120 ? len : 120, quoted, sizeof(quoted));
+	snprintf(out, outlen, "HTTP %ld, %s (%zu bytes): \"%s%s\"", status, what, len, quoted,
+		 len > 120 ? "..." : "");
+}
+
+/* Nesting depth of a JSON text, counted outside strings; cheap and bounded before cJSON
+ * recurses into it. */
+static int json_depth_ok(const char *s, size_t len)
+{
+	int depth = 0, in_str = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+		} else if (c == '"') {
+			in_str = 1;
+		} else if (c == '{' || c == '[') {
+			if (++depth > API_MAX_JSON_DEPTH)
+				return 0;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return 1;
+}
+
+static int has_nul_escape(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 6 <= len; i++) {
+		if (s[i] == '\\') {
+			if (s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4))
+				return 1;
+			i++; /* skip the escaped character */
+		}
+	}
+	return 0;
+}
+
+static void copy_field(char *dst, size_t dstlen, const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (cJSON_IsString(v))
+		snprintf(dst, dstlen, "%s", v->valuestring);
+	else
+		dst[0] = '\0';
+}
+
+/*
+ * Common first step: JSON or not, error body or not.  Returns API_OK with *root when the
+ * body is a JSON object holding `payload`, else the classification.  A Code alone is not an
+ * error (sibling actions send Code "200" on success): status and payload decide.
+ */
+static enum api_result parse_envelope(long status, const char *body, size_t len,
+				      const char *payload, int payload_is_list, cJSON **root,
+				      struct api_error *aerr, char *detail, size_t detail_len)
+{
+	cJSON *r;
+	const cJSON *code, *pl;
+
+	*root = NULL;
+	memset(aerr, 0, sizeof(*aerr));
+	aerr->http_status = status;
+	if (!len) {
+		describe_body(detail, detail_len, status, "empty body", body, len);
+		return API_MALFORMED;
+	}
+	if (!json_depth_ok(body, len)) {
+		describe_body(detail, detail_len, status, "JSON nested too deep", body, len);
+		return API_MALFORMED;
+	}
+	r = cJSON_ParseWithLength(body, len);
+	if (!r) {
+		size_t i = 0;
+
+		while (i < len && isspace((unsigned char)body[i]))
+			i++;
+		describe_body(detail, detail_len, status,
+			      i < len && body[i] == '<' ? "an HTML page, not JSON"
+			      : i < len && (body[i] == '{' || body[i] == '[') ? "truncated or invalid JSON"
+			      : "not JSON", body, len);
+		return API_MALFORMED;
+	}
+	if (!cJSON_IsObject(r)) {
+		describe_body(detail, detail_len, status, "JSON that is not an object", body, len);
+		cJSON_Delete(r);
+		return API_MALFORMED;
+	}
+	code = cJSON_GetObjectItemCaseSensitive(r, "Code");
+	pl = cJSON_GetObjectItemCaseSensitive(r, payload);
+	if (status == 200 && (payload_is_list ? cJSON_IsArray(pl) : cJSON_IsObject(pl))) {
+		*root = r;
+		return API_OK;
+	}
+	if (cJSON_IsString(code) && *code->valuestring) {
+		copy_field(aerr->code, sizeof(aerr->code), r, "Code");
+		copy_field(aerr->message, sizeof(aerr->message), r, "Message");
+		copy_field(aerr->request_id, sizeof(aerr->request_id), r, "RequestId");
+		cJSON_Delete(r);
+		return API_SERVICE_ERROR;
+	}
+	describe_body(detail, detail_len, status,
+		      status == 200 ? "JSON without the expected payload" : "an error without a Code",
+		      body, len);
+	cJSON_Delete(r);
+	return API_MALFORMED;
+}
+
+enum api_result api_parse_list(long http_status, const char *body, size_t len,
+			       struct api_list_page *page, struct api_error *aerr, char *detail,
+			       size_t detail_len)
+{
+	const cJSON *list, *ids, *item, *tok, *rid;
+	enum api_result res;
+	size_t n, i;
+	int rc;
+
+	memset(page, 0, sizeof(*page));
+	page->total = page->page_no = page->page_size = -1;
+	page->request_id = "";
+	res = parse_envelope(http_status, body, len, "DeviceCredentialClientIdList", 0,
+			     &page->root, aerr, detail, detail_len);
+	if (res != API_OK)
+		return res;
+	rid = cJSON_GetObjectItemCaseSensitive(page->root, "RequestId");
+	if (cJSON_IsString(rid))
+		page->request_id = rid->valuestring;
+	list = cJSON_GetObjectItemCaseSensitive(page->root, "DeviceCredentialClientIdList");
+	ids = cJSON_GetObjectItemCaseSensitive(list, "ClientIdList");
+	if (ids && !cJSON_IsNull(ids) && !cJSON_IsArray(ids)) {
+		describe_body(detail, detail_len, http_status, "ClientIdList is not a list", body, len);
+		goto malformed;
+	}
+	if ((rc = api_parse_count(cJSON_GetObjectItemCaseSensitive(list, "Total"), &page->total)) == -2) {
+		describe_body(detail, detail_len, http_status, "Total is not a count", body, len);
+		goto malformed;
+	}
+	if (api_parse_count(cJSON_GetObjectItemCaseSensitive(list, "PageNo"), &page->page_no) == -2 ||
+	    api_parse_count(cJSON_GetObjectItemCaseSensitive(list, "PageSize"), &page->page_size) == -2) {
+		describe_body(detail, detail_len, http_status, "PageNo or PageSize is not a count",
+			      body, len);
+		goto malformed;
+	}
+	tok = cJSON_GetObjectItemCaseSensitive(list, "NextToken");
+	if (tok && !cJSON_IsNull(tok) && !cJSON_IsString(tok)) {
+		describe_body(detail, detail_len, http_status, "NextToken is not a string", body, len);
+		goto malformed;
+	}
+	if (cJSON_IsString(tok))
+		page->next_token = tok->valuestring;
+
+	n = ids ? (size_t)cJSON_GetArraySize(ids) : 0;
+	if (n) {
+		page->ids = malloc(n * sizeof(*page->ids));
+		page->lens = malloc(n * sizeof(*page->lens));
+		if (!page->ids || !page->lens) {
+			snprintf(detail, detail_len, "out of memory");
+			goto malformed;
+		}
+	}
+	if (n && has_nul_escape(body, len)) {
+		/* cJSON would cut the ID at the NUL: refuse rather than store a different ID */
+		describe_body(detail, detail_len, http_status,
+			      "a client ID contains a NUL character (\\u0000)", body, len);
+		api_page_release(page);
+		return API_BAD_DATA;
+	}
+	i = 0;
+	cJSON_ArrayForEach(item, ids) {
+		size_t l;
+
+		if (!cJSON_IsString(item)) {
+			describe_body(detail, detail_len, http_status,
+				      "ClientIdList holds something other than strings", body, len);
+			goto malformed;
+		}
+		l = strlen(item->valuestring);
+		if (l == 0 || l > API_MAX_CLIENT_ID || !util_utf8_valid(item->valuestring, l)) {
+			if (!page->skipped)
+				util_quote_bytes(item->valuestring, l, page->skipped_example,
+						 sizeof(page->skipped_example));
+			page->skipped++;
+			continue;
+		}
+		page->ids[i] = item->valuestring;
+		page->lens[i] = l;
+		i++;
+	}
+	page->n = i;
+	return API_OK;
+malformed:
+	api_page_release(page);
+	return API_MALFORMED;
+}
+
+void api_page_release(struct api_list_page *page)
+{
+	if (!page)
+		return;
+	cJSON_Delete(page->root);
+	free(page->ids);
+	free(page->lens);
+	memset(page, 0, sizeof(*page));
+}
+
+enum api_result api_parse_groups(long http_status, const char *body, size_t len,
+				 char ***groups, size_t *ngroups, struct api_error *aerr,
+				 char *detail, size_t detail_len)
+{
+	cJSON *root = NULL;
+	const cJSON *item;
+	enum api_result res;
+	char **out = NULL;
+	size_t n, i = 0;
+
+	*groups = NULL;
+	*ngroups = 0;
+	res = parse_envelope(http_status, body, len, "Data", 1, &root, aerr, detail, detail_len);
+	if (res != API_OK)
+		return res;
+	n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "Data"));
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out)
+		goto oom;
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "Data")) {
+		const cJSON *gid = cJSON_GetObjectItemCaseSensitive(item, "GroupId");
+
+		if (!cJSON_IsString(gid) || !*gid->valuestring)
+			continue;
+		if (!(out[i] = strdup(gid->valuestring)))
+			goto oom;
+		i++;
+	}
+	cJSON_Delete(root);
+	*groups = out;
+	*ngroups = i;
+	return API_OK;
+oom:
+	while (i > 0)
+		free(out[--i]);
+	free(out);
+	cJSON_Delete(root);
+	snprintf(detail, detail_len, "out of memory");
+	return API_MALFORMED;
+}

@@ -1,0 +1,82 @@
+/*
+ * api.h - the OnsMqtt 2020-04-20 RPC API: signed requests and parsed responses.
+ *
+ * Requests are built like the official SDKs build them (POST, parameters in the query, empty
+ * body) with a fresh nonce and timestamp per attempt.  Responses are parsed with cJSON and
+ * sorted into: a page, a service error (Code, Message, RequestId), or a malformed body whose
+ * first bytes are quoted.  Whether an error is retried is retry.h's business, not ours.
+ */
+#ifndef CREDSYNC_API_H
+#define CREDSYNC_API_H
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "creds.h"
+#include "error.h"
+#include "sign.h"
+
+#define API_VERSION "2020-04-20"
+#define API_MAX_CLIENT_ID 1024  /* longer IDs are skipped and reported, never truncated */
+#define API_MAX_JSON_DEPTH 32
+
+enum api_result {
+	API_OK = 0,
+	API_SERVICE_ERROR,  /* an error body with a Code */
+	API_MALFORMED,      /* not JSON, truncated, wrong shape: may be a passing fault */
+	API_BAD_DATA,       /* well-formed but unusable data (a NUL in an ID): retrying won't help */
+};
+
+struct api_error {
+	long http_status;
+	char code[128];
+	char message[512];
+	char request_id[128];
+};
+
+struct api_list_page {
+	cJSON *root;              /* owned; ids point into it */
+	const char **ids;         /* owned array of the usable client IDs */
+	size_t *lens;
+	size_t n;
+	size_t skipped;           /* IDs skipped: too long or not UTF-8 */
+	char skipped_example[96]; /* the first skipped ID, quoted, for the warning */
+	int64_t total;            /* -1 when absent */
+	int64_t page_no;
+	int64_t page_size;
+	const char *next_token;   /* NULL when absent */
+	const char *request_id;   /* "" when absent */
+};
+
+/*
+ * Builds the URL and headers of a signed call.  params are the action's own parameters.
+ * *headers receives a new list (caller frees, or hands it to http_submit).  The secret is
+ * used and not kept.
+ */
+int api_build_request(struct cs_buf *url, struct curl_slist **headers, const char *base_url,
+		      const char *host, const char *method, const char *action,
+		      const struct sign_param *params, size_t nparams, const struct creds *creds,
+		      enum cfg_signature sig, struct cs_error *err);
+
+/* Parses a ListDeviceCredentialClientId response.  On API_OK fills page (release it);
+ * on API_SERVICE_ERROR fills aerr; on API_MALFORMED / API_BAD_DATA writes a description
+ * quoting the body's first bytes into detail. */
+enum api_result api_parse_list(long http_status, const char *body, size_t len,
+			       struct api_list_page *page, struct api_error *aerr, char *detail,
+			       size_t detail_len);
+void api_page_release(struct api_list_page *page);
+
+/* Parses a ListGroupId response into a malloc'd array of malloc'd group ids. */
+enum api_result api_parse_groups(long http_status, const char *body, size_t len,
+				 char ***groups, size_t *ngroups, struct api_error *aerr,
+				 char *detail, size_t detail_len);
+
+/* Parses a JSON count: a string of digits or an integral number not above 2^53.
+ * Returns 0 and the value, -1 when absent (NULL), -2 when present but not a count. */
+int api_parse_count(const cJSON *item, int64_t *out);
+
+#endif

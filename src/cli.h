@@ -1,0 +1,70 @@
+/*
+ * cli.h - what main.c shares with the cmd_*.c files: global options, the command contract,
+ * and the helpers every command uses to load its config and find its database.
+ *
+ * A command returns a CMD_* status (>= 0) or -1 with err set; main.c alone turns either into
+ * an exit status and prints the error.
+ */
+#ifndef CREDSYNC_CLI_H
+#define CREDSYNC_CLI_H
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+enum cmd_status {
+	CMD_OK = 0,
+	CMD_FAILED = 1,   /* ran, and some of the work failed (sync: a group failed) */
+	CMD_CHANGES = 2,  /* diff --detailed-exitcode: there are changes */
+};
+
+struct cli_globals {
+	const char *config_path;   /* -c */
+	const char *db_path;       /* -d */
+	int verbosity;             /* +1 per -v, -1 for -q */
+	enum log_format log_format;
+};
+
+/* Signal bookkeeping shared by long-running commands: the number of the signal that asked us
+ * to stop, 0 while none did. */
+extern volatile sig_atomic_t cli_stop_signal;
+
+/* Long options every command accepts besides its own (so `credsync sync -v` works).  Returns
+ * 1 when c was one of them (and applied it), 0 when not, -1 on a bad value. */
+int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_error *err);
+#define CLI_GLOBAL_SHORT "c:d:vq"
+#define CLI_OPT_LOG_FORMAT 0x1001
+#define CLI_GLOBAL_LONG \
+	{ "config", required_argument, NULL, 'c' }, \
+	{ "database", required_argument, NULL, 'd' }, \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT }
+
+/* Applies the verbosity and format to the log module. */
+void cli_setup_logging(const struct cli_globals *g);
+
+/* Loads the config found by PRODUCT.md's search order. */
+int cli_load_config(const struct cli_globals *g, struct config **cfg, struct cs_error *err);
+
+/* The database path: -d, else the config's `database`.  When required_config is 0 and -d
+ * is given, no config is needed at all (diff and snapshots only read the database). */
+int cli_database(const struct cli_globals *g, int need_config, struct config **cfg,
+		 const char **db_path, struct cs_error *err);
+
+/* Prints the usage of cmd (NULL: the overview) to f. */
+void cli_usage(const char *cmd, FILE *f);
+/* 1 when cmd has a help text (is a command). */
+int cli_has_help(const char *cmd);
+
+int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * cmd_sync.c - `credsync sync`: config, credentials, lock, then crawl every selected group
+ * into the store and record the run.
+ *
+ * The order matters: everything that can be refused without side effects (options, config,
+ * credentials) is checked before the lock file or the database is created.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "crawl.h"
+#include "creds.h"
+#include "discover.h"
+#include "lock.h"
+#include "metrics.h"
+#include "progress.h"
+#include "store.h"
+#include "util.h"
+
+static struct http_client *signal_http;
+
+static void on_signal(int sig)
+{
+	if (cli_stop_signal) {
+		/* a second ^C: the user does not want to wait for the checkpoint */
+		_exit(128 + sig);
+	}
+	cli_stop_signal = sig;
+	if (signal_http)
+		http_wakeup(signal_http);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct sync_args {
+	const char **instances;
+	size_t ninstances;
+	const char **groups;
+	size_t ngroups;
+	int dry_run;
+	int restart;
+	int64_t wait_ms;
+	const char *metrics_file;
+	int progress;  /* -1 auto (terminal), 0 off, 1 on */
+};
+
+static int in_list(const char **list, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
+
+static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
+{
+	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
+
+	if (!p)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	p[(*n)++] = s;
+	*list = p;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct cli_globals *g, struct sync_args *a,
+		      struct cs_error *err)
+{
+	enum { O_DRY = 0x2001, O_RESTART, O_WAIT, O_METRICS, O_INSTANCE, O_GROUP, O_PROGRESS,
+	       O_NO_PROGRESS };
+	static const struct option longopts[] = {
+		CLI_GLOBAL_LONG,
+		{ "instance", required_argument, NULL, O_INSTANCE },
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "dry-run", no_argument, NULL, O_DRY },
+		{ "restart", no_argument, NULL, O_RESTART },
+		{ "wait", required_argument, NULL, O_WAIT },
+		{ "metrics-file", required_argument, NULL, O_METRICS },
+		{ "progress", no_argument, NULL, O_PROGRESS },
+		{ "no-progress", no_argument, NULL, O_NO_PROGRESS },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	a->progress = -1;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_INSTANCE:
+			if (push(&a->instances, &a->ninstances, optarg, err) < 0)
+				return -1;
+			break;
+		case O_GROUP:
+			if (push(&a->groups, &a->ngroups, optarg, err) < 0)
+				return -1;
+			break;
+		case O_DRY:
+			a->dry_run = 1;
+			break;
+		case O_RESTART:
+			a->restart = 1;
+			break;
+		case O_WAIT:
+			if (util_parse_duration(optarg, &a->wait_ms) < 0)
+				return cs_error_set(err, CS_ERR_USAGE,
+						    "sync: --wait expects a duration like 30s or 5m, not '%s'",
+						    optarg);
+			break;
+		case O_METRICS:
+			a->metrics_file = optarg;
+			break;
+		case O_PROGRESS:
+			a->progress = 1;
+			break;
+		case O_NO_PROGRESS:
+			a->progress = 0;
+			break;
+		case 'h':
+			cli_usage("sync", stdout);
+			return 1;
+		case '?':
+			return cs_error_set(err, CS_ERR_USAGE, "sync: unknown or incomplete option '%s'",
+					    argv[optind - 1]);
+		default:
+			if (cli_global_option(g, c, optarg, err) <= 0)
+				return -1;
+		}
+	}
+	if (optind < argc)
+		return cs_error_set(err, CS_ERR_USAGE, "sync: unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* The (instance, group) pairs this run crawls, in config order.  Discovered group lists are
+ * owned by *owned (freed by the caller). */
+static int plan(const struct config *cfg, const struct sync_args *a,
+		struct discovered *disc, struct crawl_target **out, size_t *nout,
+		struct cs_error *err)
+{
+	struct crawl_target *t = NULL;
+	size_t n = 0, cap = 0, i, k;
+
+	for (i = 0; i < a->ninstances; i++) {
+		for (k = 0; k < cfg->ninstances; k++)
+			if (!strcmp(cfg->instances[k].id, a->instances[i]))
+				break;
+		if (k == cfg->ninstances)
+			return cs_error_set(err, CS_ERR_USAGE, "sync: no instance '%s' in %s",
+					    a->instances[i], cfg->path);
+	}
+	for (i = 0; i < cfg->ninstances; i++) {
+		const struct cfg_instance *inst = &cfg->instances[i];
+		char **groups = inst->groups;
+		size_t ngroups = inst->ngroups;
+
+		if (a->ninstances && !in_list(a->instances, a->ninstances, inst->id))
+			continue;
+		if (inst->groups_all) {
+			groups = disc[i].groups;
+			ngroups = disc[i].ngroups;
+		}
+		for (k = 0; k < ngroups; k++) {
+			if (a->ngroups && !in_list(a->groups, a->ngroups, groups[k]))
+				continue;
+			if (n == cap) {
+				struct crawl_target *p;
+
+				cap = cap ? cap * 2 : 16;
+				p = realloc(t, cap * sizeof(*p));
+				if (!p) {
+					free(t);
+					return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+				}
+				t = p;
+			}
+			t[n].inst = inst;
+			t[n].group_id = groups[k];
+			n++;
+		}
+	}
+	for (i = 0; i < a->ngroups; i++) {
+		for (k = 0; k < n && strcmp(t[k].group_id, a->groups[i]); k++)
+			;
+		if (k == n) {
+			free(t);
+			return cs_error_set(err, CS_ERR_USAGE,
+					    "sync: group '%s' is not configured for the selected instances",
+					    a->groups[i]);
+		}
+	}
+	*out = t;
+	*nout = n;
+	return 0;
+}
+
+static void print_dry_run(const struct crawl_target *t, const struct crawl_result *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (r[i].complete)
+			printf("%s/%s: %" PRId64 " clients, would add %" PRId64 ", remove %" PRId64 "%s\n",
+			       t[i].inst->id, t[i].group_id, r[i].clients, r[i].added, r[i].removed,
+			       r[i].consistent ? "" : " (inconsistent with Total)");
+		else
+			printf("%s/%s: failed: %s: %s\n", t[i].inst->id, t[i].group_id, r[i].code,
+			       r[i].message);
+	}
+	printf("dry run: nothing was written\n");
+}
+
+int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
+{
+	struct sync_args a;
+	struct config *cfg = NULL;
+	struct creds creds;
+	struct run_lock lock = { -1, NULL };
+	struct store *st = NULL;
+	struct http_client *http = NULL;
+	struct crawl_target *targets = NULL;
+	struct crawl_result *results = NULL;
+	struct crawl_totals totals;
+	struct crawl_opts opts;
+	struct discovered *disc = NULL;
+	struct progress *prog = NULL;
+	struct crawl_observer observer;
+	struct store_run_stats rs;
+	const char *db_path = NULL, *metrics_file;
+	int64_t run_id = 0, recovered = 0, started = util_mono_ms(), started_epoch = util_now_epoch();
+	size_t n = 0, i;
+	int ret = -1, rc, run_open = 0;
+
+	memset(&a, 0, sizeof(a));
+	memset(&creds, 0, sizeof(creds));
+	memset(&totals, 0, sizeof(totals));
+	rc = parse_args(argc, argv, g, &a, err);
+	if (rc)
+		goto out_args;
+	cli_setup_logging(g);
+	if (cli_database(g, 1, &cfg, &db_path, err) < 0)
+		goto out;
+	metrics_file = a.metrics_file ? a.metrics_file : cfg->metrics_file;
+	if (creds_resolve(&creds, cfg->profile, err) < 0)
+		goto out;
+	log_msg(LOG_DEBUG, NULL, "credentials from %s", creds.source);
+	if (http_client_new(&http, err) < 0)
+		goto out;
+
+	if (!a.dry_run && lock_acquire(&lock, db_path, a.wait_ms, err) < 0)
+		goto out;
+	if (store_open(&st, db_path, a.dry_run ? STORE_DRYRUN : STORE_WRITE, err) < 0)
+		goto out;
+	if (!a.dry_run) {
+		if (store_recover(st, &recovered, err) < 0)
+			goto out;
+		if (recovered)
+			log_msg(LOG_INFO, NULL,
+				"%" PRId64 " snapshot(s) of an earlier run that was stopped are marked failed",
+				recovered);
+	}
+	signal_http = http;
+	install_signals();
+	if (store_run_begin(st, &run_id, err) < 0)
+		goto out;
+	run_open = 1;
+
+	disc = calloc(cfg->ninstances ? cfg->ninstances : 1, sizeof(*disc));
+	if (!disc) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (discover_all(cfg, a.instances, a.ninstances, http, &creds, st, run_id, disc, err) < 0)
+		goto out;
+	if (plan(cfg, &a, disc, &targets, &n, err) < 0)
+		goto out;
+	results = calloc(n ? n : 1, sizeof(*results));
+	if (!results) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.run_id = run_id;
+	opts.restart = a.restart;
+	opts.checkpoint_max_age_s = cfg->checkpoint_max_age_ms / 1000;
+	opts.retry_budget = cfg->defaults.retry_budget;
+	opts.stop = &cli_stop_signal;
+	if (a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO) && g->verbosity >= 0 &&
+				g->log_format == LOG_TEXT)) {
+		if (progress_new(&prog, stderr, targets, n) == 0) {
+			observer.on_update = progress_update;
+			observer.arg = prog;
+			opts.observer = &observer;
+		}
+	}
+	log_msg(LOG_INFO, NULL, "run %" PRId64 ": crawling %zu group(s)%s", run_id, n,
+		a.dry_run ? " (dry run)" : "");
+	rc = crawl_run(st, http, &creds, targets, n, &opts, results, &totals, err);
+	progress_free(prog);
+	prog = NULL;
+	if (rc < 0 && err->kind != CS_ERR_CREDENTIALS && err->kind != CS_ERR_INTERRUPTED &&
+	    totals.groups_ok + totals.groups_failed < (int64_t)n)
+		goto out; /* the database itself failed: nothing more can be recorded */
+
+	rs.status = totals.groups_failed == 0 && rc == 0 ? "complete"
+		    : totals.groups_ok ? "partial" : "failed";
+	rs.groups_ok = totals.groups_ok;
+	rs.groups_failed = totals.groups_failed;
+	rs.requests = totals.requests;
+	rs.retries = totals.retries;
+	rs.throttled = totals.throttled;
+	{
+		struct cs_error ferr = { 0 };
+
+		if (store_run_finish(st, run_id, &rs, &ferr) < 0 && rc == 0) {
+			*err = ferr;
+			goto out;
+		}
+	}
+	run_open = 0;
+	if (metrics_file && !a.dry_run) {
+		struct metrics_run m = {
+			.run_id = run_id, .started_epoch = started_epoch,
+			.duration_ms = util_mono_ms() - started, .targets = targets,
+			.results = results, .n = n, .totals = &totals, .ok = rc == 0 && !totals.groups_failed,
+		};
+		struct cs_error merr = { 0 };
+
+		if (metrics_write(metrics_file, &m, &merr) < 0)
+			log_msg(LOG_ERROR, NULL, "%s", merr.msg);
+	}
+	if (a.dry_run)
+		print_dry_run(targets, results, n);
+	if (log_enabled(LOG_INFO) || (isatty(STDERR_FILENO) && g->verbosity >= 0)) {
+		int64_t clients = 0, added = 0, removed = 0;
+
+		for (i = 0; i < n; i++) {
+			clients += results[i].clients;
+			added += results[i].added;
+			removed += results[i].removed;
+		}
+		fprintf(stderr,
+			"credsync: run %" PRId64 ": %" PRId64 " of %zu group(s) complete, %" PRId64
+			" clients (+%" PRId64 " -%" PRId64 "), %" PRId64 " requests, %" PRId64
+			" retries, %" PRId64 " throttled, %.1fs\n", run_id, totals.groups_ok, n,
+			clients, added, removed, totals.requests, totals.retries, totals.throttled,
+			(double)(util_mono_ms() - started) / 1000.0);
+	}
+	if (rc < 0)
+		goto out;
+	ret = totals.groups_failed ? CMD_FAILED : CMD_OK;
+out:
+	if (run_open && st) {
+		struct cs_error ignore = { 0 };
+
+		rs = (struct store_run_stats){ "failed", totals.groups_ok, totals.groups_failed,
+					       totals.requests, totals.retries, totals.throttled };
+		store_run_finish(st, run_id, &rs, &ignore);
+	}
+	progress_free(prog);
+	signal_http = NULL;
+	if (disc) {
+		for (i = 0; cfg && i < cfg->ninstances; i++)
+			discovered_release(&disc[i]);
+		free(disc);
+	}
+	free(results);
+	free(targets);
+	store_close(st);
+	lock_release(&lock);
+	http_client_free(http);
+	creds_release(&creds);
+	config_free(cfg);
+out_args:
+	free(a.instances);
+	free(a.groups);
+	if (rc == 1 && ret == -1 && err->kind == CS_ERR_NONE)
+		return CMD_OK; /* --help */
+	return ret;
+}

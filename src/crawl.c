@@ -1,0 +1,799 @@
+/*
+ * crawl.c - the paging engine; see crawl.h.
+ *
+ * Each target is a job moving through PENDING (no snapshot yet) -> READY (may send when its
+ * backoff has passed, its instance has a free slot and its endpoint a rate token) ->
+ * INFLIGHT -> READY ... -> DONE or FAILED.  Responses that arrive in one turn of the loop are
+ * staged in one transaction (each page with its checkpoint); finalizing and failing happen
+ * after that commit, each in its own transaction.
+ */
+#include "crawl.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "retry.h"
+#include "util.h"
+
+#define MAX_PAGES_ABSOLUTE 10000000  /* no group has a billion devices */
+#define TOKEN_RING 64
+
+enum job_state {
+	J_PENDING,
+	J_READY,
+	J_INFLIGHT,
+	J_DONE,
+	J_FAILED,
+};
+
+enum job_action {
+	A_NONE,
+	A_FINALIZE,
+	A_FAIL,
+};
+
+struct endpoint_state {
+	char *url;
+	struct http_endpoint *http;
+	struct rate_limiter rl;
+};
+
+struct job {
+	const struct crawl_target *t;
+	struct crawl_result *res;
+	struct endpoint_state *ep;
+	size_t inst_index;
+	enum job_state state;
+	enum job_action action;
+	int keep_checkpoint;          /* for A_FAIL */
+	int began;                    /* a snapshot row exists */
+	struct store_snap snap;
+	int64_t not_before_ms;
+	int64_t deadline_ms;
+	int attempt;                  /* failed attempts of the current page */
+	int64_t retry_spent;          /* budget spent on the current page's retries */
+	char *sent_token;             /* the NextToken of the request in flight */
+	int64_t walk_pages;           /* pages of the current walk (for the paging guard) */
+	int64_t max_total;            /* the largest Total seen in this walk */
+	int64_t skipped;              /* IDs skipped in this walk */
+	uint64_t tokens[TOKEN_RING];  /* hashes of this walk's tokens, to catch loops */
+	size_t ntokens;
+};
+
+struct crawl {
+	struct store *st;
+	struct http_client *http;
+	const struct creds *creds;
+	const struct crawl_opts *opts;
+	struct crawl_totals *totals;
+	struct job *jobs;
+	size_t njobs;
+	struct endpoint_state *eps;
+	size_t neps;
+	int *inst_inflight;           /* by instance index */
+	const struct cfg_instance **insts;
+	size_t ninsts;
+	struct retry_budget budget;
+	struct retry_rng rng;
+	int fatal;                    /* a run-wide failure happened */
+	enum cs_error_kind fatal_kind;
+	char fatal_msg[1024];
+	int in_batch;
+};
+
+static int64_t now_ms(void)
+{
+	return util_mono_ms();
+}
+
+static void job_ctx(const struct job *j, struct log_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->instance = j->t->inst->id;
+	ctx->group = j->t->group_id;
+	ctx->page = j->snap.cs.page_no;
+}
+
+static void observe(struct crawl *c, struct job *j)
+{
+	const struct crawl_observer *o = c->opts->observer;
+
+	if (o && o->on_update)
+		o->on_update(o->arg, j->t, j->res, j->state == J_READY || j->state == J_INFLIGHT,
+			     j->snap.cs.distinct_ids, j->snap.cs.total_reported);
+}
+
+static uint64_t hash_token(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void walk_reset(struct job *j)
+{
+	j->walk_pages = 0;
+	j->max_total = -1;
+	j->skipped = 0;
+	j->ntokens = 0;
+}
+
+/* Records why a job failed; the snapshot is written after the turn's commit. */
+static void job_fail(struct crawl *c, struct job *j, const char *code, const char *request_id,
+		     int keep_checkpoint, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void job_fail(struct crawl *c, struct job *j, const char *code, const char *request_id,
+		     int keep_checkpoint, const char *fmt, ...)
+{
+	struct log_ctx ctx;
+	va_list ap;
+
+	if (j->state == J_DONE || j->state == J_FAILED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(j->res->message, sizeof(j->res->message), fmt, ap);
+	va_end(ap);
+	snprintf(j->res->code, sizeof(j->res->code), "%s", code ? code : "");
+	snprintf(j->res->request_id, sizeof(j->res->request_id), "%s", request_id ? request_id : "");
+	j->state = J_FAILED;
+	j->action = A_FAIL;
+	j->keep_checkpoint = keep_checkpoint;
+	j->res->finished_ms = now_ms();
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	ctx.code = j->res->code;
+	ctx.request_id = request_id && *request_id ? request_id : NULL;
+	if (ctx.request_id)
+		log_msg(LOG_ERROR, &ctx, "%s: %s (request %s)", j->res->code, j->res->message,
+			ctx.request_id);
+	else
+		log_msg(LOG_ERROR, &ctx, "%s: %s", j->res->code, j->res->message);
+}
+
+static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->fatal)
+		return;
+	c->fatal = 1;
+	c->fatal_kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(c->fatal_msg, sizeof(c->fatal_msg), fmt, ap);
+	va_end(ap);
+}
+
+static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_instance *inst,
+					   struct cs_error *err)
+{
+	struct http_endpoint_opts hopts;
+	struct endpoint_state *ep;
+	size_t i;
+
+	for (i = 0; i < c->neps; i++) {
+		if (!strcmp(c->eps[i].url, inst->endpoint)) {
+			/* instances sharing an endpoint share its limit: the lowest qps wins */
+			if (inst->s.qps < c->eps[i].rl.ceiling)
+				rate_init(&c->eps[i].rl, inst->s.qps,
+					  inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
+			return &c->eps[i];
+		}
+	}
+	ep = &c->eps[c->neps];
+	memset(ep, 0, sizeof(*ep));
+	memset(&hopts, 0, sizeof(hopts));
+	hopts.connect_timeout_ms = inst->s.connect_timeout_ms;
+	hopts.request_timeout_ms = inst->s.request_timeout_ms;
+	hopts.ca_file = inst->s.ca_file;
+	if (!(ep->url = strdup(inst->endpoint))) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (http_endpoint_open(c->http, inst->endpoint, &hopts, &ep->http, err) < 0) {
+		free(ep->url);
+		ep->url = NULL;
+		cs_error_prefix(err, "instance '%s': ", inst->id);
+		return NULL;
+	}
+	rate_init(&ep->rl, inst->s.qps, inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
+	c->neps++;
+	return ep;
+}
+
+static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
+{
+	struct log_ctx ctx;
+
+	if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id, j->t->group_id,
+				 c->opts->restart, c->opts->checkpoint_max_age_s, &j->snap, err) < 0)
+		return -1;
+	j->began = 1;
+	j->state = J_READY;
+	j->res->snapshot_id = j->snap.snapshot_id;
+	j->res->started_ms = now_ms();
+	j->res->resumed = j->snap.resumed_from != 0;
+	walk_reset(j);
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	if (j->snap.resumed_from)
+		log_msg(LOG_INFO, &ctx,
+			"resuming the crawl of snapshot %" PRId64 " at page %" PRId64 " (%" PRId64
+			" IDs already stored)", j->snap.resumed_from, j->snap.cs.page_no,
+			j->snap.cs.distinct_ids);
+	else if (j->snap.discarded_from)
+		log_msg(LOG_INFO, &ctx, "discarded the checkpoint of snapshot %" PRId64 " (%s)",
+			j->snap.discarded_from, c->opts->restart ? "--restart" : "too old");
+	return 0;
+}
+
+static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
+{
+	const struct cfg_instance *inst = j->t->inst;
+	struct sign_param p[5];
+	struct cs_buf url = CS_BUF_INIT;
+	struct curl_slist *headers = NULL;
+	char page_no[24], page_size[24];
+	size_t np = 0;
+	int ret = -1;
+
+	snprintf(page_no, sizeof(page_no), "%" PRId64, j->snap.cs.page_no);
+	snprintf(page_size, sizeof(page_size), "%d", inst->s.page_size);
+	p[np++] = (struct sign_param){ "InstanceId", inst->id };
+	p[np++] = (struct sign_param){ "GroupId", j->t->group_id };
+	p[np++] = (struct sign_param){ "PageNo", page_no };
+	p[np++] = (struct sign_param){ "PageSize", page_size };
+	if (j->snap.cs.next_token)
+		p[np++] = (struct sign_param){ "NextToken", j->snap.cs.next_token };
+	if (api_build_request(&url, &headers, http_endpoint_url(j->ep->http),
+			      http_endpoint_host(j->ep->http), "POST",
+			      "ListDeviceCredentialClientId", p, np, c->creds, inst->s.signature,
+			      err) < 0)
+		goto out;
+	free(j->sent_token);
+	j->sent_token = NULL;
+	if (j->snap.cs.next_token && !(j->sent_token = strdup(j->snap.cs.next_token))) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (http_submit(c->http, j->ep->http, "POST", buf_str(&url), headers, j, err) < 0) {
+		headers = NULL;
+		goto out;
+	}
+	headers = NULL;
+	j->state = J_INFLIGHT;
+	c->inst_inflight[j->inst_index]++;
+	c->totals->requests++;
+	j->res->requests++;
+	if (j->attempt > 0) {
+		c->totals->retries++;
+		j->res->retries++;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	buf_release(&url);
+	return ret;
+}
+
+/* Schedules another attempt of the current page, or fails the job when it may not. */
+static void job_retry(struct crawl *c, struct job *j, enum retry_class cls, int timeout,
+		      int64_t retry_after_ms, const char *code, const char *request_id,
+		      const char *what)
+{
+	const struct cfg_settings *s = &j->t->inst->s;
+	int64_t now = now_ms(), delay, cost = timeout ? RETRY_COST_TIMEOUT : RETRY_COST;
+	struct log_ctx ctx;
+
+	if (cls == RETRY_THROTTLE) {
+		c->totals->throttled++;
+		j->res->throttled++;
+		rate_on_throttle(&j->ep->rl, now);
+	}
+	j->attempt++;
+	if (j->attempt >= s->max_attempts) {
+		job_fail(c, j, code, request_id, 1, "%s; gave up after %d attempts", what,
+			 j->attempt);
+		return;
+	}
+	if (retry_budget_take(&c->budget, cost) < 0) {
+		job_fail(c, j, "RetryBudgetExhausted", request_id, 1,
+			 "%s; the run's retry budget is spent (too many failures across groups)", what);
+		return;
+	}
+	j->retry_spent += cost;
+	delay = retry_backoff_ms(&c->rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	if (now + delay > j->deadline_ms) {
+		job_fail(c, j, "DeadlineExceeded", request_id, 1,
+			 "%s; the next attempt would pass the run deadline", what);
+		return;
+	}
+	j->not_before_ms = now + delay;
+	j->state = J_READY;
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	ctx.code = code;
+	ctx.request_id = request_id && *request_id ? request_id : NULL;
+	log_msg(LOG_DEBUG, &ctx, "%s; attempt %d of %d in %" PRId64 " ms", what, j->attempt + 1,
+		s->max_attempts, delay);
+}
+
+/* Fails every unfinished job of the instance (InstancePermissionCheckFailed and the like). */
+static void fail_instance(struct crawl *c, struct job *origin, const char *code,
+			  const char *request_id, const char *message)
+{
+	size_t i;
+
+	for (i = 0; i < c->njobs; i++) {
+		struct job *j = &c->jobs[i];
+
+		if (j->inst_index != origin->inst_index || j == origin)
+			continue;
+		job_fail(c, j, code, NULL, 0, "%s (instance-wide error, seen on group '%s')", message,
+			 origin->t->group_id);
+	}
+	job_fail(c, origin, code, request_id, 0, "%s", message);
+}
+
+static int begin_batch(struct crawl *c, struct cs_error *err)
+{
+	if (c->in_batch)
+		return 0;
+	if (store_begin(c->st, err) < 0)
+		return -1;
+	c->in_batch = 1;
+	return 0;
+}
+
+static int token_seen(struct job *j, const char *tok)
+{
+	uint64_t h = hash_token(tok);
+	size_t i, n = j->ntokens < TOKEN_RING ? j->ntokens : TOKEN_RING;
+
+	for (i = 0; i < n; i++)
+		if (j->tokens[i] == h)
+			return 1;
+	j->tokens[j->ntokens % TOKEN_RING] = h;
+	j->ntokens++;
+	return 0;
+}
+
+static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
+{
+	free(j->snap.cs.next_token);
+	j->snap.cs.next_token = NULL;
+	if (tok && !(j->snap.cs.next_token = strdup(tok)))
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* A page arrived: stage it and decide, by API.md's stop rules, whether paging goes on. */
+static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
+		    struct cs_error *err)
+{
+	const struct cfg_instance *inst = j->t->inst;
+	struct store_crawl_state *cs = &j->snap.cs;
+	int64_t new_ids = 0, dups = 0, items, size, limit, known;
+	int more = 0, by_token = 0;
+	struct log_ctx ctx;
+
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	ctx.request_id = page->request_id;
+	/* success gives back what this page's retries spent (AWS standard mode) */
+	retry_budget_refund(&c->budget, j->retry_spent ? j->retry_spent : 1);
+	j->retry_spent = 0;
+	j->attempt = 0;
+	rate_on_success(&j->ep->rl);
+
+	if (page->skipped) {
+		log_msg(LOG_WARN, &ctx,
+			"skipped %zu client ID(s) longer than %d bytes or not UTF-8, e.g. \"%s\"",
+			page->skipped, API_MAX_CLIENT_ID, page->skipped_example);
+		j->skipped += (int64_t)page->skipped;
+	}
+	if (begin_batch(c, err) < 0 ||
+	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, &new_ids, &dups,
+			     err) < 0)
+		return -1;
+	cs->pages++;
+	cs->distinct_ids += new_ids;
+	cs->duplicates += dups;
+	if (page->total >= 0) {
+		cs->total_reported = page->total;
+		if (page->total > j->max_total)
+			j->max_total = page->total;
+	}
+	j->walk_pages++;
+	c->totals->pages++;
+	j->res->pages = cs->pages;
+	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs (%" PRId64 " new), Total %" PRId64,
+		cs->page_no, page->n, new_ids, page->total);
+
+	items = (int64_t)(page->n + page->skipped);
+	size = page->page_size > 0 ? page->page_size : inst->s.page_size;
+	if (items == 0) {
+		more = 0;
+	} else if (page->next_token && *page->next_token &&
+		   !(j->sent_token && !strcmp(j->sent_token, page->next_token))) {
+		if (token_seen(j, page->next_token)) {
+			job_fail(c, j, "PagingLoop", page->request_id, 0,
+				 "the service returned a NextToken it had already returned in this walk "
+				 "(page %" PRId64 ")", cs->page_no);
+			return 0;
+		}
+		more = by_token = 1;
+	} else {
+		known = cs->distinct_ids + j->skipped;
+		more = items >= size && (j->max_total < 0 || known < j->max_total);
+	}
+
+	/* A walk far longer than Total allows is a service bug or a loop: stop it. */
+	limit = j->max_total >= 0 ? 2 * ((j->max_total + size - 1) / size) + 10 : MAX_PAGES_ABSOLUTE;
+	if (more && j->walk_pages >= limit) {
+		job_fail(c, j, "PagingLoop", page->request_id, 0,
+			 "paging did not end after %" PRId64 " pages (Total %" PRId64 ", PageSize %" PRId64 ")",
+			 j->walk_pages, j->max_total, size);
+		return 0;
+	}
+
+	if (more) {
+		cs->page_no++;
+		if (set_next_token(j, by_token ? page->next_token : NULL, err) < 0)
+			return -1;
+		j->state = J_READY;
+		j->not_before_ms = 0;
+		return store_checkpoint(c->st, &j->snap, err);
+	}
+
+	/* Paging ended normally: check what was collected against Total. */
+	{
+		int64_t total = cs->total_reported;
+		int mismatch = (total >= 0 && cs->distinct_ids != total) || cs->duplicates > 0 ||
+			       j->skipped > 0;
+
+		if (mismatch && !cs->rewalked) {
+			log_msg(LOG_WARN, &ctx,
+				"collected %" PRId64 " distinct IDs (%" PRId64 " duplicates, %" PRId64
+				" skipped) but the service reports Total %" PRId64 "; walking the group again",
+				cs->distinct_ids, cs->duplicates, j->skipped, total);
+			cs->rewalked = 1;
+			cs->page_no = 1;
+			cs->distinct_ids = 0;
+			cs->duplicates = 0;
+			walk_reset(j);
+			if (set_next_token(j, NULL, err) < 0 ||
+			    store_stage_clear(c->st, &j->snap, err) < 0)
+				return -1;
+			j->state = J_READY;
+			j->not_before_ms = 0;
+			return store_checkpoint(c->st, &j->snap, err);
+		}
+		if (mismatch)
+			log_msg(LOG_WARN, &ctx,
+				"collected %" PRId64 " distinct IDs but the service reports Total %" PRId64
+				" (%" PRId64 " duplicates, %" PRId64 " skipped), also on a second walk; "
+				"the snapshot is marked inconsistent (consistent = 0)",
+				cs->distinct_ids, total, cs->duplicates, j->skipped);
+		j->res->consistent = !mismatch;
+		j->action = A_FINALIZE;
+		j->state = J_DONE;
+		return store_checkpoint(c->st, &j->snap, err);
+	}
+}
+
+/* Handles one finished transfer of job j. */
+static int job_response(struct crawl *c, struct job *j, struct http_request *r,
+			struct cs_error *err)
+{
+	const struct cfg_instance *inst = j->t->inst;
+	struct api_list_page page;
+	struct api_error aerr;
+	char detail[512], what[1024];
+	enum api_result res;
+	enum retry_class cls;
+	int rc = 0;
+
+	c->inst_inflight[j->inst_index]--;
+	if (j->state != J_INFLIGHT)
+		return 0; /* the job was failed meanwhile (instance-wide error); drop the answer */
+	j->state = J_READY;
+
+	if (r->result != CURLE_OK) {
+		const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
+
+		if (r->body_too_large) {
+			snprintf(what, sizeof(what), "the response body passed %zu bytes",
+				 (size_t)HTTP_DEFAULT_MAX_BODY);
+			job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, what);
+		} else if (http_result_transient(r->result)) {
+			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
+			job_retry(c, j, RETRY_TRANSIENT, r->result == CURLE_OPERATION_TIMEDOUT, -1,
+				  r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed",
+				  NULL, what);
+		} else {
+			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
+			fail_instance(c, j, "ConnectionFailed", NULL, what);
+		}
+		return 0;
+	}
+
+	res = api_parse_list(r->status, buf_str(&r->body), r->body.len, &page, &aerr, detail,
+			     sizeof(detail));
+	switch (res) {
+	case API_OK:
+		rc = job_page(c, j, &page, err);
+		api_page_release(&page);
+		return rc;
+	case API_MALFORMED:
+		job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, detail);
+		return 0;
+	case API_BAD_DATA:
+		job_fail(c, j, "BadData", NULL, 0, "%s", detail);
+		return 0;
+	case API_SERVICE_ERROR:
+		break;
+	}
+
+	cls = retry_classify_code(aerr.code);
+	/* 5xx are retried whatever the Code says */
+	if (cls == FAIL_GROUP && r->status >= 500)
+		cls = RETRY_TRANSIENT;
+	snprintf(what, sizeof(what), "%s: %s (HTTP %ld)", aerr.code,
+		 aerr.message[0] ? aerr.message : "(no message)", r->status);
+	switch (cls) {
+	case RETRY_THROTTLE:
+	case RETRY_TRANSIENT:
+		job_retry(c, j, cls, 0, r->retry_after_ms, aerr.code, aerr.request_id, what);
+		break;
+	case FAIL_GROUP:
+		job_fail(c, j, aerr.code, aerr.request_id, 0, "%s", aerr.message);
+		break;
+	case FAIL_INSTANCE:
+		fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
+		break;
+	case FAIL_CREDENTIALS:
+		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
+		fail_run(c, CS_ERR_CREDENTIALS,
+			 "the service rejected the credentials: %s: %s (request %s)", aerr.code,
+			 aerr.message, aerr.request_id[0] ? aerr.request_id : "unknown");
+		break;
+	case FAIL_RUN:
+		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
+		fail_run(c, CS_ERR_RUNTIME, "%s: %s (request %s)", aerr.code, aerr.message,
+			 aerr.request_id[0] ? aerr.request_id : "unknown");
+		break;
+	}
+	return 0;
+}
+
+/* Writes the snapshots of jobs that finished or failed this turn. */
+static int settle(struct crawl *c, struct cs_error *err)
+{
+	size_t i;
+
+	if (c->in_batch) {
+		c->in_batch = 0;
+		if (store_commit(c->st, err) < 0)
+			return -1;
+	}
+	for (i = 0; i < c->njobs; i++) {
+		struct job *j = &c->jobs[i];
+		struct crawl_result *res = j->res;
+
+		if (j->action == A_NONE)
+			continue;
+		if (j->action == A_FINALIZE) {
+			struct log_ctx ctx;
+
+			if (store_snapshot_complete(c->st, &j->snap, res->consistent, &res->added,
+						    &res->removed, &res->clients, err) < 0)
+				return -1;
+			res->complete = 1;
+			res->total_reported = j->snap.cs.total_reported;
+			res->finished_ms = now_ms();
+			c->totals->groups_ok++;
+			job_ctx(j, &ctx);
+			ctx.run = c->opts->run_id;
+			log_msg(LOG_INFO, &ctx,
+				"snapshot %" PRId64 " complete: %" PRId64 " clients (+%" PRId64 " -%" PRId64
+				") in %" PRId64 " pages", j->snap.snapshot_id, res->clients, res->added,
+				res->removed, res->pages);
+		} else {
+			if (!j->began) {
+				if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id,
+							 j->t->group_id, 0, INT64_MAX, &j->snap, err) < 0)
+					return -1;
+				j->began = 1;
+				res->snapshot_id = j->snap.snapshot_id;
+				/* a job that never ran keeps any checkpoint it had for the next run */
+				j->keep_checkpoint = 1;
+			}
+			if (store_snapshot_fail(c->st, &j->snap, res->code, res->message,
+						res->request_id, j->keep_checkpoint, err) < 0)
+				return -1;
+			c->totals->groups_failed++;
+		}
+		j->action = A_NONE;
+		observe(c, j);
+	}
+	return 0;
+}
+
+static int job_active(const struct job *j)
+{
+	return j->state == J_PENDING || j->state == J_READY || j->state == J_INFLIGHT;
+}
+
+/* Starts what may start now; returns the ms until something else may. */
+static int launch(struct crawl *c, int64_t now, int64_t *wait_ms, struct cs_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < c->njobs && !c->fatal; i++) {
+		struct job *j = &c->jobs[i];
+		const struct cfg_instance *inst = j->t->inst;
+		int64_t w;
+
+		if (!job_active(j) || j->state == J_INFLIGHT)
+			continue;
+		if (now >= j->deadline_ms) {
+			job_fail(c, j, "DeadlineExceeded", NULL, 1,
+				 "the run deadline (retry.deadline) passed before the crawl finished");
+			continue;
+		}
+		if (c->inst_inflight[j->inst_index] >= inst->s.concurrency)
+			continue;
+		if (j->state == J_PENDING && job_begin(c, j, err) < 0)
+			return -1;
+		if (j->not_before_ms > now) {
+			if (j->not_before_ms - now < *wait_ms)
+				*wait_ms = j->not_before_ms - now;
+			continue;
+		}
+		w = rate_take(&j->ep->rl, now);
+		if (w > 0) {
+			if (w < *wait_ms)
+				*wait_ms = w;
+			continue;
+		}
+		if (job_send(c, j, err) < 0)
+			return -1;
+		observe(c, j);
+	}
+	return 0;
+}
+
+static void stop_all(struct crawl *c, const char *code, int keep, const char *why)
+{
+	size_t i;
+
+	for (i = 0; i < c->njobs; i++)
+		if (job_active(&c->jobs[i]))
+			job_fail(c, &c->jobs[i], code, NULL, keep, "%s", why);
+}
+
+int crawl_run(struct store *st, struct http_client *http, const struct creds *creds,
+	      const struct crawl_target *targets, size_t n, const struct crawl_opts *opts,
+	      struct crawl_result *results, struct crawl_totals *totals, struct cs_error *err)
+{
+	struct crawl c;
+	int64_t start = now_ms();
+	size_t i, k;
+	int ret = -1, interrupted = 0;
+
+	memset(&c, 0, sizeof(c));
+	memset(totals, 0, sizeof(*totals));
+	memset(results, 0, n * sizeof(*results));
+	c.st = st;
+	c.http = http;
+	c.creds = creds;
+	c.opts = opts;
+	c.totals = totals;
+	c.njobs = n;
+	retry_budget_init(&c.budget, opts->retry_budget > 0 ? opts->retry_budget : 500);
+	retry_rng_seed(&c.rng);
+	c.jobs = calloc(n ? n : 1, sizeof(*c.jobs));
+	c.eps = calloc(n ? n : 1, sizeof(*c.eps));
+	c.insts = calloc(n ? n : 1, sizeof(*c.insts));
+	c.inst_inflight = calloc(n ? n : 1, sizeof(*c.inst_inflight));
+	if (!c.jobs || !c.eps || !c.insts || !c.inst_inflight) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct job *j = &c.jobs[i];
+
+		j->t = &targets[i];
+		j->res = &results[i];
+		for (k = 0; k < c.ninsts && c.insts[k] != targets[i].inst; k++)
+			;
+		if (k == c.ninsts)
+			c.insts[c.ninsts++] = targets[i].inst;
+		j->inst_index = k;
+		j->deadline_ms = start + targets[i].inst->s.deadline_ms;
+		if (!(j->ep = endpoint_for(&c, targets[i].inst, err)))
+			goto out;
+	}
+
+	for (;;) {
+		int64_t now = now_ms(), wait = 1000;
+		int active = 0;
+		struct http_request *r;
+
+		if (opts->stop && *opts->stop) {
+			interrupted = 1;
+			break;
+		}
+		if (c.fatal)
+			break;
+		if (launch(&c, now, &wait, err) < 0)
+			goto out;
+		for (i = 0; i < n; i++)
+			active |= job_active(&c.jobs[i]);
+		if (!active && !http_in_flight(http)) {
+			if (settle(&c, err) < 0)
+				goto out;
+			break;
+		}
+		if (http_poll(http, (int)(wait < 0 ? 0 : wait), err) < 0)
+			goto out;
+		while ((r = http_next_done(http))) {
+			int rc = job_response(&c, (struct job *)r->user, r, err);
+
+			http_request_release(http, r);
+			if (rc < 0)
+				goto out;
+		}
+		if (settle(&c, err) < 0)
+			goto out;
+	}
+
+	if (interrupted || c.fatal) {
+		/* in-flight answers are abandoned: their pages were never staged, and the
+		 * checkpoints say where to resume */
+		http_abort_all(http);
+		for (i = 0; i < n; i++)
+			if (c.jobs[i].state == J_INFLIGHT)
+				c.inst_inflight[c.jobs[i].inst_index]--;
+		if (interrupted)
+			stop_all(&c, "Interrupted", 1, "stopped by a signal; the next run resumes here");
+		else
+			stop_all(&c, "NotAttempted", 1, c.fatal_msg);
+		if (settle(&c, err) < 0)
+			goto out;
+		if (interrupted)
+			cs_error_set(err, CS_ERR_INTERRUPTED, "interrupted");
+		else
+			cs_error_set(err, c.fatal_kind, "%s", c.fatal_msg);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (c.in_batch)
+		store_rollback(st);
+	for (i = 0; c.jobs && i < n; i++) {
+		store_snap_release(&c.jobs[i].snap);
+		free(c.jobs[i].sent_token);
+	}
+	for (i = 0; i < c.neps; i++)
+		free(c.eps[i].url);
+	free(c.jobs);
+	free(c.eps);
+	free(c.insts);
+	free(c.inst_inflight);
+	return ret;
+}

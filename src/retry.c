@@ -1,0 +1,183 @@
+/* retry.c - classification, backoff, budget and rate control; see retry.h. */
+#include "retry.h"
+
+#include <openssl/rand.h>
+#include <string.h>
+#include <time.h>
+
+struct code_class {
+	const char *code;
+	enum retry_class cls;
+	int prefix; /* match Code or "Code.*" */
+};
+
+/* API.md's table plus the gateway codes seen across Alibaba Cloud. */
+static const struct code_class classes[] = {
+	{ "ApplyTokenOverFlow", RETRY_THROTTLE, 0 },
+	{ "SystemOverFlow", RETRY_THROTTLE, 0 },
+	{ "Throttling", RETRY_THROTTLE, 1 },
+	{ "ServiceUnavailable", RETRY_TRANSIENT, 1 },
+	{ "InternalError", RETRY_TRANSIENT, 0 },
+	{ "InternalFailure", RETRY_TRANSIENT, 0 },
+	{ "UnknownError", RETRY_TRANSIENT, 0 },
+	/* our nonces are random: a reuse is a fluke that a fresh nonce fixes */
+	{ "SignatureNonceUsed", RETRY_TRANSIENT, 0 },
+	{ "SignatureDoesNotMatch", FAIL_CREDENTIALS, 0 },
+	{ "IncompleteSignature", FAIL_CREDENTIALS, 0 },
+	{ "InvalidSecurityToken", FAIL_CREDENTIALS, 1 },
+	{ "CheckAccountInfoFailed", FAIL_CREDENTIALS, 0 },
+	{ "Forbidden.AccessKeyDisabled", FAIL_CREDENTIALS, 0 },
+	{ "InvalidTimeStamp", FAIL_RUN, 1 },
+	{ "ApiNotSupport", FAIL_RUN, 0 },
+	{ "InvalidAction", FAIL_RUN, 1 },
+	{ "InvalidVersion", FAIL_RUN, 0 },
+	{ "InstancePermissionCheckFailed", FAIL_INSTANCE, 0 },
+	{ "InvalidInstanceId", FAIL_INSTANCE, 1 },
+};
+
+enum retry_class retry_classify_code(const char *code)
+{
+	size_t i;
+
+	if (!code)
+		return RETRY_TRANSIENT;
+	/* any unknown or disabled key: the whole run is unauthenticated */
+	if (!strncmp(code, "InvalidAccessKeyId", 18))
+		return FAIL_CREDENTIALS;
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		size_t n = strlen(classes[i].code);
+
+		if (!strcmp(code, classes[i].code))
+			return classes[i].cls;
+		if (classes[i].prefix && !strncmp(code, classes[i].code, n) && code[n] == '.')
+			return classes[i].cls;
+	}
+	return FAIL_GROUP;
+}
+
+const char *retry_class_name(enum retry_class c)
+{
+	switch (c) {
+	case RETRY_THROTTLE: return "throttled";
+	case RETRY_TRANSIENT: return "transient";
+	case FAIL_GROUP: return "group error";
+	case FAIL_INSTANCE: return "instance error";
+	case FAIL_CREDENTIALS: return "credentials error";
+	case FAIL_RUN: return "fatal error";
+	}
+	return "?";
+}
+
+void retry_rng_seed(struct retry_rng *r)
+{
+	if (RAND_bytes((unsigned char *)&r->s, sizeof(r->s)) != 1)
+		r->s = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL;
+	if (!r->s)
+		r->s = 1;
+}
+
+uint64_t retry_rng_next(struct retry_rng *r)
+{
+	/* xorshift64* */
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545F4914F6CDD1DULL;
+}
+
+double retry_rng_unit(struct retry_rng *r)
+{
+	return (double)(retry_rng_next(r) >> 11) / 9007199254740992.0;
+}
+
+int64_t retry_backoff_cap_ms(int n, int64_t base_ms, int64_t max_ms)
+{
+	int64_t cap = base_ms;
+	int i;
+
+	if (n < 1)
+		n = 1;
+	for (i = 1; i < n && cap < max_ms; i++)
+		cap *= 2;
+	return cap < max_ms ? cap : max_ms;
+}
+
+int64_t retry_backoff_ms(struct retry_rng *r, int n, int64_t base_ms, int64_t max_ms)
+{
+	int64_t cap = retry_backoff_cap_ms(n, base_ms, max_ms);
+
+	return (int64_t)(retry_rng_unit(r) * (double)(cap + 1));
+}
+
+void retry_budget_init(struct retry_budget *b, int64_t capacity)
+{
+	b->tokens = b->capacity = capacity;
+}
+
+int retry_budget_take(struct retry_budget *b, int64_t cost)
+{
+	if (b->tokens < cost)
+		return -1;
+	b->tokens -= cost;
+	return 0;
+}
+
+void retry_budget_refund(struct retry_budget *b, int64_t amount)
+{
+	b->tokens += amount;
+	if (b->tokens > b->capacity)
+		b->tokens = b->capacity;
+}
+
+void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->ceiling = rl->rate = qps;
+	rl->floor = qps < 0.5 ? qps : 0.5;
+	/* a small burst: requests go out evenly spaced instead of in clumps that a server-side
+	 * bucket would reject */
+	rl->burst = qps >= 10 ? qps / 10 : 1;
+	rl->tokens = 1;
+	rl->last_ms = now_ms;
+	rl->last_cut_ms = -1000000;
+	rl->adaptive = adaptive;
+}
+
+int64_t rate_take(struct rate_limiter *rl, int64_t now_ms)
+{
+	double elapsed = (double)(now_ms - rl->last_ms) / 1000.0;
+
+	if (elapsed > 0) {
+		rl->tokens += elapsed * rl->rate;
+		if (rl->tokens > rl->burst)
+			rl->tokens = rl->burst;
+		rl->last_ms = now_ms;
+	}
+	if (rl->tokens >= 1.0) {
+		rl->tokens -= 1.0;
+		return 0;
+	}
+	return (int64_t)((1.0 - rl->tokens) / rl->rate * 1000.0) + 1;
+}
+
+void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
+{
+	if (!rl->adaptive || now_ms - rl->last_cut_ms < 500)
+		return;
+	rl->last_cut_ms = now_ms;
+	rl->rate *= 0.7;
+	if (rl->rate < rl->floor)
+		rl->rate = rl->floor;
+	if (rl->tokens > 0)
+		rl->tokens = 0;
+}
+
+void rate_on_success(struct rate_limiter *rl)
+{
+	if (!rl->adaptive || rl->rate >= rl->ceiling)
+		return;
+	/* +1/rate per success is about +1 qps per second at the current rate */
+	rl->rate += 1.0 / rl->rate;
+	if (rl->rate > rl->ceiling)
+		rl->rate = rl->ceiling;
+}

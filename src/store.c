@@ -1,0 +1,833 @@
+/*
+ * store.c - the SQLite inventory; see store.h for the contract and schema/ for the model.
+ *
+ * Statements are prepared once per connection (the table below) and reset after use.  Every
+ * write path runs inside a transaction: the caller's (pages) or our own (snapshot begin,
+ * complete, fail), so a kill -9 at any instant leaves either the old or the new state.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "schema.h"
+#include "util.h"
+
+enum stmt_id {
+	S_RUN_INSERT,
+	S_RUN_FINISH,
+	S_GROUP_INSERT,
+	S_GROUP_SELECT,
+	S_CKPT_SELECT,
+	S_CKPT_DELETE,
+	S_CKPT_UPSERT,
+	S_STAGE_INSERT,
+	S_STAGE_CLEAR,
+	S_SNAP_INSERT,
+	S_SNAP_RESUMED,
+	S_SNAP_FAIL,
+	S_SNAP_COMPLETE,
+	S_OPEN_ADDED,
+	S_CLOSE_REMOVED,
+	S_COUNT_ADDED,
+	S_COUNT_REMOVED,
+	S_STAGE_COUNT,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_RUN_INSERT] = "INSERT INTO cs_run (started_at, status, pid) VALUES (?1, 'running', ?2)",
+	[S_RUN_FINISH] =
+		"UPDATE cs_run SET finished_at = ?2, status = ?3, groups_ok = ?4, groups_failed = ?5,"
+		" requests = ?6, retries = ?7, throttled = ?8 WHERE run_id = ?1",
+	[S_GROUP_INSERT] = "INSERT OR IGNORE INTO cs_group (instance_id, group_id) VALUES (?1, ?2)",
+	[S_GROUP_SELECT] = "SELECT group_key FROM cs_group WHERE instance_id = ?1 AND group_id = ?2",
+	[S_CKPT_SELECT] =
+		"SELECT snapshot_id, page_no, next_token, pages, distinct_ids, duplicates,"
+		" total_reported, rewalked, updated_epoch FROM cs_checkpoint WHERE group_key = ?1",
+	[S_CKPT_DELETE] = "DELETE FROM cs_checkpoint WHERE group_key = ?1",
+	[S_CKPT_UPSERT] =
+		"INSERT OR REPLACE INTO cs_checkpoint (group_key, snapshot_id, page_no, next_token,"
+		" pages, distinct_ids, duplicates, total_reported, rewalked, updated_epoch)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_STAGE_INSERT] = "INSERT OR IGNORE INTO cs_stage (group_key, client_id) VALUES (?1, ?2)",
+	[S_STAGE_CLEAR] = "DELETE FROM cs_stage WHERE group_key = ?1",
+	[S_SNAP_INSERT] =
+		"INSERT INTO cs_snapshot (run_id, group_key, status, started_at) VALUES (?1, ?2, 'running', ?3)",
+	[S_SNAP_RESUMED] =
+		"UPDATE cs_snapshot SET status = 'failed', finished_at = coalesce(finished_at, ?2),"
+		" error_code = coalesce(error_code, 'Interrupted'),"
+		" error_message = coalesce(error_message, 'crawl interrupted') || '; resumed by snapshot ' || ?3"
+		" WHERE snapshot_id = ?1",
+	[S_SNAP_FAIL] =
+		"UPDATE cs_snapshot SET status = 'failed', finished_at = ?2, finished_epoch = ?3,"
+		" pages = ?4, total_reported = ?5, error_code = ?6, error_message = ?7, request_id = ?8"
+		" WHERE snapshot_id = ?1",
+	[S_SNAP_COMPLETE] =
+		"UPDATE cs_snapshot SET status = 'complete', finished_at = ?2, finished_epoch = ?3,"
+		" pages = ?4, client_count = ?5, total_reported = ?6, consistent = ?7, added = ?8,"
+		" removed = ?9 WHERE snapshot_id = ?1",
+	/* New members open an interval; first_seen survives a removal and re-add. */
+	[S_OPEN_ADDED] =
+		"INSERT INTO cs_interval (group_key, client_id, from_snap, to_snap, first_seen)"
+		" SELECT ?1, s.client_id, ?2, NULL,"
+		"  coalesce((SELECT min(p.first_seen) FROM cs_interval p"
+		"            WHERE p.group_key = ?1 AND p.client_id = s.client_id), ?3)"
+		" FROM cs_stage s WHERE s.group_key = ?1 AND NOT EXISTS ("
+		"  SELECT 1 FROM cs_interval i WHERE i.group_key = ?1 AND i.client_id = s.client_id"
+		"  AND i.to_snap IS NULL)",
+	[S_CLOSE_REMOVED] =
+		"UPDATE cs_interval SET to_snap = ?2 WHERE group_key = ?1 AND to_snap IS NULL"
+		" AND from_snap < ?2 AND NOT EXISTS ("
+		"  SELECT 1 FROM cs_stage s WHERE s.group_key = ?1 AND s.client_id = cs_interval.client_id)",
+	/* The dry-run forms of the two above: count, write nothing. */
+	[S_COUNT_ADDED] =
+		"SELECT count(*) FROM cs_stage s WHERE s.group_key = ?1 AND NOT EXISTS ("
+		" SELECT 1 FROM cs_interval i WHERE i.group_key = ?1 AND i.client_id = s.client_id"
+		" AND i.to_snap IS NULL)",
+	[S_COUNT_REMOVED] =
+		"SELECT count(*) FROM cs_interval i WHERE i.group_key = ?1 AND i.to_snap IS NULL"
+		" AND NOT EXISTS (SELECT 1 FROM cs_stage s WHERE s.group_key = ?1"
+		" AND s.client_id = i.client_id)",
+	[S_STAGE_COUNT] = "SELECT count(*) FROM cs_stage WHERE group_key = ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	enum store_mode mode;
+	int in_tx;
+	sqlite3_stmt *stmts[S_COUNT];
+};
+
+static int db_error(struct store *st, struct cs_error *err, const char *what)
+{
+	return cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s: %s", st->path, what,
+			    st->db ? sqlite3_errmsg(st->db) : "cannot open");
+}
+
+/* Returns the prepared statement, reset and unbound, or NULL with err set. */
+static sqlite3_stmt *stmt(struct store *st, enum stmt_id id, struct cs_error *err)
+{
+	sqlite3_stmt *s = st->stmts[id];
+
+	if (!s) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s,
+				       NULL) != SQLITE_OK) {
+			db_error(st, err, "prepare");
+			return NULL;
+		}
+		st->stmts[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Steps a statement that returns no rows (or whose rows are ignored). */
+static int step_done(struct store *st, sqlite3_stmt *s, struct cs_error *err)
+{
+	int rc = sqlite3_step(s);
+
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "write");
+	return 0;
+}
+
+static int exec(struct store *st, const char *sql, struct cs_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s", st->path,
+			     msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void now_text(char out[21])
+{
+	util_format_utc(util_now_epoch(), out);
+}
+
+int store_begin(struct store *st, struct cs_error *err)
+{
+	if (st->in_tx)
+		return 0;
+	/* IMMEDIATE: take the write lock now, not half-way through a page */
+	if (exec(st, "BEGIN IMMEDIATE", err) < 0)
+		return -1;
+	st->in_tx = 1;
+	return 0;
+}
+
+int store_commit(struct store *st, struct cs_error *err)
+{
+	if (!st->in_tx)
+		return 0;
+	if (exec(st, "COMMIT", err) < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	st->in_tx = 0;
+	return 0;
+}
+
+void store_rollback(struct store *st)
+{
+	if (!st || !st->in_tx)
+		return;
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_tx = 0;
+}
+
+int store_schema_version(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int migrate(struct store *st, struct cs_error *err)
+{
+	int have = store_schema_version(st), latest = 0, i;
+	char pragma[64];
+
+	for (i = 0; i < schema_migration_count; i++)
+		if (schema_migrations[i].version > latest)
+			latest = schema_migrations[i].version;
+	if (have < 0)
+		return db_error(st, err, "reading the schema version");
+	if (have > latest)
+		return cs_error_set(err, CS_ERR_RUNTIME,
+				    "database %s: schema version %d is newer than this credsync knows (%d); "
+				    "upgrade credsync", st->path, have, latest);
+	if (have == latest)
+		return 0;
+	if (st->mode != STORE_WRITE)
+		return cs_error_set(err, CS_ERR_RUNTIME,
+				    "database %s: schema version %d is older than %d; run 'credsync sync' once "
+				    "to upgrade it", st->path, have, latest);
+	for (i = 0; i < schema_migration_count; i++) {
+		const struct schema_migration *m = &schema_migrations[i];
+
+		if (m->version <= have)
+			continue;
+		if (store_begin(st, err) < 0)
+			return -1;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", m->version);
+		if (exec(st, m->sql, err) < 0 || exec(st, pragma, err) < 0) {
+			store_rollback(st);
+			cs_error_prefix(err, "migration %s: ", m->name);
+			return -1;
+		}
+		if (store_commit(st, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Creates the file with mode 0600 before SQLite does (SQLite would use 0644), so the
+ * inventory is private from the first byte; the -wal and -shm files copy this mode. */
+static int precreate(const char *path, struct cs_error *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return cs_error_set(err, CS_ERR_RUNTIME, "database %s: cannot create: %s", path,
+				    strerror(errno));
+	}
+	close(fd);
+	return 0;
+}
+
+/* The tables a dry run writes, shadowing main's (SQLite resolves unqualified names in temp
+ * first).  cs_group is copied so that group keys match the real intervals. */
+static const char dryrun_sql[] =
+	"CREATE TEMP TABLE cs_run (run_id INTEGER PRIMARY KEY, started_at TEXT, finished_at TEXT,"
+	" status TEXT, groups_ok INTEGER, groups_failed INTEGER, requests INTEGER,"
+	" retries INTEGER, throttled INTEGER, pid INTEGER);"
+	"CREATE TEMP TABLE cs_group (group_key INTEGER PRIMARY KEY, instance_id TEXT NOT NULL,"
+	" group_id TEXT NOT NULL, UNIQUE (instance_id, group_id));"
+	"INSERT INTO temp.cs_group SELECT group_key, instance_id, group_id FROM main.cs_group;"
+	"CREATE TEMP TABLE cs_snapshot (snapshot_id INTEGER PRIMARY KEY, run_id INTEGER,"
+	" group_key INTEGER, status TEXT, started_at TEXT, finished_at TEXT,"
+	" finished_epoch INTEGER, pages INTEGER, client_count INTEGER, total_reported INTEGER,"
+	" consistent INTEGER, added INTEGER, removed INTEGER, error_code TEXT,"
+	" error_message TEXT, request_id TEXT);"
+	"CREATE TEMP TABLE cs_stage (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
+	" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID;"
+	"CREATE TEMP TABLE cs_checkpoint (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER,"
+	" page_no INTEGER, next_token TEXT, pages INTEGER, distinct_ids INTEGER,"
+	" duplicates INTEGER, total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER);";
+
+int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err)
+{
+	struct store *st = NULL;
+	int flags, rc;
+	struct stat sb;
+	int exists = stat(path, &sb) == 0;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st || !(st->path = strdup(path))) {
+		free(st);
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	}
+	st->mode = mode;
+
+	if (mode == STORE_READ && !exists) {
+		cs_error_set(err, CS_ERR_RUNTIME, "database %s: not found (run 'credsync sync' first)",
+			     path);
+		goto fail;
+	}
+	if (mode == STORE_WRITE && precreate(path, err) < 0)
+		goto fail;
+
+	if (mode == STORE_WRITE)
+		flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	else
+		flags = SQLITE_OPEN_READONLY;
+	flags |= SQLITE_OPEN_NOMUTEX;
+	if (mode == STORE_DRYRUN && !exists)
+		rc = sqlite3_open_v2(":memory:", &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY,
+				     NULL);
+	else
+		rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		db_error(st, err, "open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	/* Readers wait for a writer's commit rather than failing at once. */
+	sqlite3_busy_timeout(st->db, 10000);
+	/*
+	 * WAL: readers (diff, sqlite3 shells) never block the sync, and a commit per page is an
+	 * append.  synchronous=NORMAL in WAL loses nothing on a process crash and at most the
+	 * last commits on power loss, which a resumed crawl fetches again.  An 8 MiB page cache
+	 * keeps memory flat whatever the inventory's size.
+	 */
+	if (mode == STORE_WRITE) {
+		if (exec(st, "PRAGMA journal_mode = WAL", err) < 0 ||
+		    exec(st, "PRAGMA synchronous = NORMAL", err) < 0)
+			goto fail;
+	}
+	if (exec(st, "PRAGMA cache_size = -8192", err) < 0 ||
+	    exec(st, "PRAGMA temp_store = FILE", err) < 0)
+		goto fail;
+	if (mode == STORE_DRYRUN && !exists) {
+		st->mode = STORE_WRITE; /* migrate the in-memory database */
+		if (migrate(st, err) < 0)
+			goto fail;
+		st->mode = STORE_DRYRUN;
+	} else if (migrate(st, err) < 0) {
+		goto fail;
+	}
+	if (mode == STORE_DRYRUN && exec(st, dryrun_sql, err) < 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return -1;
+}
+
+void store_close(struct store *st)
+{
+	int i;
+
+	if (!st)
+		return;
+	store_rollback(st);
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+const char *store_path(const struct store *st)
+{
+	return st->path;
+}
+
+int store_recover(struct store *st, int64_t *recovered, struct cs_error *err)
+{
+	char now[21];
+	sqlite3_stmt *s = NULL;
+	int ret = -1;
+
+	*recovered = 0;
+	now_text(now);
+	if (store_begin(st, err) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db,
+			       "UPDATE cs_snapshot SET status = 'failed', finished_at = ?1,"
+			       " error_code = 'Interrupted',"
+			       " error_message = 'the run was stopped before this crawl finished'"
+			       " WHERE status = 'running'", -1, &s, NULL) != SQLITE_OK) {
+		db_error(st, err, "recover");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
+	if (step_done(st, s, err) < 0)
+		goto out;
+	*recovered = sqlite3_changes(st->db);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->db,
+			       "UPDATE cs_run SET status = 'failed', finished_at = ?1"
+			       " WHERE status = 'running'", -1, &s, NULL) != SQLITE_OK) {
+		db_error(st, err, "recover");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
+	if (step_done(st, s, err) < 0)
+		goto out;
+	ret = store_commit(st, err);
+out:
+	sqlite3_finalize(s);
+	if (ret < 0)
+		store_rollback(st);
+	return ret;
+}
+
+int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_INSERT, err);
+	char now[21];
+
+	if (!s)
+		return -1;
+	now_text(now);
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)getpid());
+	if (step_done(st, s, err) < 0)
+		return -1;
+	*run_id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int store_run_finish(struct store *st, int64_t run_id, const struct store_run_stats *r,
+		     struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_FINISH, err);
+	char now[21];
+
+	if (!s)
+		return -1;
+	now_text(now);
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, now, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, r->status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, r->groups_ok);
+	sqlite3_bind_int64(s, 5, r->groups_failed);
+	sqlite3_bind_int64(s, 6, r->requests);
+	sqlite3_bind_int64(s, 7, r->retries);
+	sqlite3_bind_int64(s, 8, r->throttled);
+	return step_done(st, s, err);
+}
+
+static int group_key(struct store *st, const char *instance_id, const char *group_id,
+		     int64_t *key, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_GROUP_INSERT, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, group_id, -1, SQLITE_STATIC);
+	if (step_done(st, s, err) < 0)
+		return -1;
+	if (!(s = stmt(st, S_GROUP_SELECT, err)))
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, group_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, err, "group lookup");
+	}
+	*key = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+static void crawl_state_fresh(struct store_crawl_state *cs)
+{
+	free(cs->next_token);
+	memset(cs, 0, sizeof(*cs));
+	cs->page_no = 1;
+	cs->total_reported = -1;
+}
+
+/* Loads the group's checkpoint into snap->cs; *found is 0 when there is none. */
+static int checkpoint_load(struct store *st, struct store_snap *snap, int64_t *old_snapshot,
+			   int64_t *updated, int *found, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_CKPT_SELECT, err);
+	int rc;
+
+	*found = 0;
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		struct store_crawl_state *cs = &snap->cs;
+		const unsigned char *tok = sqlite3_column_text(s, 2);
+
+		*found = 1;
+		*old_snapshot = sqlite3_column_int64(s, 0);
+		cs->page_no = sqlite3_column_int64(s, 1);
+		cs->next_token = tok ? strdup((const char *)tok) : NULL;
+		cs->pages = sqlite3_column_int64(s, 3);
+		cs->distinct_ids = sqlite3_column_int64(s, 4);
+		cs->duplicates = sqlite3_column_int64(s, 5);
+		cs->total_reported = sqlite3_column_type(s, 6) == SQLITE_NULL
+					     ? -1 : sqlite3_column_int64(s, 6);
+		cs->rewalked = sqlite3_column_int(s, 7);
+		*updated = sqlite3_column_int64(s, 8);
+		if (tok && !cs->next_token) {
+			sqlite3_reset(s);
+			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		}
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return db_error(st, err, "checkpoint lookup");
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+static int drop_crawl(struct store *st, int64_t group, struct cs_error *err)
+{
+	sqlite3_stmt *s;
+
+	if (!(s = stmt(st, S_STAGE_CLEAR, err)))
+		return -1;
+	sqlite3_bind_int64(s, 1, group);
+	if (step_done(st, s, err) < 0)
+		return -1;
+	if (!(s = stmt(st, S_CKPT_DELETE, err)))
+		return -1;
+	sqlite3_bind_int64(s, 1, group);
+	return step_done(st, s, err);
+}
+
+int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_id,
+			 const char *group_id, int restart, int64_t max_age_s,
+			 struct store_snap *snap, struct cs_error *err)
+{
+	int64_t old = 0, updated = 0;
+	int found = 0;
+	sqlite3_stmt *s;
+	char now[21];
+
+	memset(snap, 0, sizeof(*snap));
+	crawl_state_fresh(&snap->cs);
+	now_text(now);
+	if (store_begin(st, err) < 0)
+		return -1;
+	if (group_key(st, instance_id, group_id, &snap->group_key, err) < 0 ||
+	    checkpoint_load(st, snap, &old, &updated, &found, err) < 0)
+		goto fail;
+	if (found && (restart || util_now_epoch() - updated > max_age_s)) {
+		snap->discarded_from = old;
+		crawl_state_fresh(&snap->cs);
+		if (drop_crawl(st, snap->group_key, err) < 0)
+			goto fail;
+		found = 0;
+	}
+	if (!(s = stmt(st, S_SNAP_INSERT, err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, snap->group_key);
+	sqlite3_bind_text(s, 3, now, -1, SQLITE_TRANSIENT);
+	if (step_done(st, s, err) < 0)
+		goto fail;
+	snap->snapshot_id = sqlite3_last_insert_rowid(st->db);
+	if (found) {
+		snap->resumed_from = old;
+		if (!(s = stmt(st, S_SNAP_RESUMED, err)))
+			goto fail;
+		sqlite3_bind_int64(s, 1, old);
+		sqlite3_bind_text(s, 2, now, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, snap->snapshot_id);
+		if (step_done(st, s, err) < 0)
+			goto fail;
+	}
+	if (store_checkpoint(st, snap, err) < 0 || store_commit(st, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(st);
+	store_snap_release(snap);
+	return -1;
+}
+
+void store_snap_release(struct store_snap *snap)
+{
+	if (!snap)
+		return;
+	free(snap->cs.next_token);
+	snap->cs.next_token = NULL;
+}
+
+int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
+		     const size_t *lens, size_t n, int64_t *new_ids, int64_t *dup_ids,
+		     struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_STAGE_INSERT, err);
+	size_t i;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(s, 2, ids[i], (int)lens[i], SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			sqlite3_reset(s);
+			return db_error(st, err, "staging a page");
+		}
+		if (sqlite3_changes(st->db))
+			(*new_ids)++;
+		else
+			(*dup_ids)++;
+		sqlite3_reset(s);
+	}
+	return 0;
+}
+
+int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_CKPT_UPSERT, err);
+	const struct store_crawl_state *cs = &snap->cs;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	sqlite3_bind_int64(s, 2, snap->snapshot_id);
+	sqlite3_bind_int64(s, 3, cs->page_no);
+	if (cs->next_token)
+		sqlite3_bind_text(s, 4, cs->next_token, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, cs->pages);
+	sqlite3_bind_int64(s, 6, cs->distinct_ids);
+	sqlite3_bind_int64(s, 7, cs->duplicates);
+	if (cs->total_reported >= 0)
+		sqlite3_bind_int64(s, 8, cs->total_reported);
+	sqlite3_bind_int(s, 9, cs->rewalked);
+	sqlite3_bind_int64(s, 10, util_now_epoch());
+	return step_done(st, s, err);
+}
+
+int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_STAGE_CLEAR, err);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	return step_done(st, s, err);
+}
+
+static int count_query(struct store *st, enum stmt_id id, int64_t group, int64_t *out,
+		       struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, group);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, err, "count");
+	}
+	*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int store_snapshot_complete(struct store *st, const struct store_snap *snap, int consistent,
+			    int64_t *added, int64_t *removed, int64_t *count, struct cs_error *err)
+{
+	int64_t now = util_now_epoch();
+	char nowt[21];
+	sqlite3_stmt *s;
+
+	util_format_utc(now, nowt);
+	if (store_begin(st, err) < 0)
+		return -1;
+	if (count_query(st, S_STAGE_COUNT, snap->group_key, count, err) < 0)
+		goto fail;
+	if (st->mode == STORE_DRYRUN) {
+		if (count_query(st, S_COUNT_ADDED, snap->group_key, added, err) < 0 ||
+		    count_query(st, S_COUNT_REMOVED, snap->group_key, removed, err) < 0)
+			goto fail;
+	} else {
+		if (!(s = stmt(st, S_OPEN_ADDED, err)))
+			goto fail;
+		sqlite3_bind_int64(s, 1, snap->group_key);
+		sqlite3_bind_int64(s, 2, snap->snapshot_id);
+		sqlite3_bind_int64(s, 3, now);
+		if (step_done(st, s, err) < 0)
+			goto fail;
+		*added = sqlite3_changes(st->db);
+		if (!(s = stmt(st, S_CLOSE_REMOVED, err)))
+			goto fail;
+		sqlite3_bind_int64(s, 1, snap->group_key);
+		sqlite3_bind_int64(s, 2, snap->snapshot_id);
+		if (step_done(st, s, err) < 0)
+			goto fail;
+		*removed = sqlite3_changes(st->db);
+	}
+	if (!(s = stmt(st, S_SNAP_COMPLETE, err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, snap->snapshot_id);
+	sqlite3_bind_text(s, 2, nowt, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, snap->cs.pages);
+	sqlite3_bind_int64(s, 5, *count);
+	if (snap->cs.total_reported >= 0)
+		sqlite3_bind_int64(s, 6, snap->cs.total_reported);
+	sqlite3_bind_int(s, 7, consistent ? 1 : 0);
+	sqlite3_bind_int64(s, 8, *added);
+	sqlite3_bind_int64(s, 9, *removed);
+	if (step_done(st, s, err) < 0 || drop_crawl(st, snap->group_key, err) < 0)
+		goto fail;
+	return store_commit(st, err);
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int store_snapshot_fail(struct store *st, const struct store_snap *snap, const char *code,
+			const char *message, const char *request_id, int keep_checkpoint,
+			struct cs_error *err)
+{
+	int64_t now = util_now_epoch();
+	char nowt[21];
+	sqlite3_stmt *s;
+	char *full = NULL;
+
+	util_format_utc(now, nowt);
+	/* The public snapshots relation has no request id column: it rides in the message,
+	 * where an operator quoting the error to support will find it. */
+	if (request_id && *request_id) {
+		size_t len = strlen(message ? message : "") + strlen(request_id) + 16;
+
+		full = malloc(len);
+		if (!full)
+			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		snprintf(full, len, "%s (request %s)", message ? message : "", request_id);
+	}
+	if (store_begin(st, err) < 0)
+		goto fail;
+	if (!(s = stmt(st, S_SNAP_FAIL, err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, snap->snapshot_id);
+	sqlite3_bind_text(s, 2, nowt, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, snap->cs.pages);
+	if (snap->cs.total_reported >= 0)
+		sqlite3_bind_int64(s, 5, snap->cs.total_reported);
+	if (code)
+		sqlite3_bind_text(s, 6, code, -1, SQLITE_STATIC);
+	if (full || message)
+		sqlite3_bind_text(s, 7, full ? full : message, -1, SQLITE_STATIC);
+	if (request_id)
+		sqlite3_bind_text(s, 8, request_id, -1, SQLITE_STATIC);
+	if (step_done(st, s, err) < 0)
+		goto fail;
+	if (!keep_checkpoint && drop_crawl(st, snap->group_key, err) < 0)
+		goto fail;
+	free(full);
+	return store_commit(st, err);
+fail:
+	free(full);
+	store_rollback(st);
+	return -1;
+}
+
+int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,
+		       struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	char **out = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc, ret = -1;
+
+	*groups = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT group_id FROM cs_group WHERE instance_id = ?1 ORDER BY group_id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "group list");
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			char **p;
+
+			cap = cap ? cap * 2 : 16;
+			if (!(p = realloc(out, cap * sizeof(*p))))
+				goto oom;
+			out = p;
+		}
+		if (!(out[cnt] = strdup((const char *)sqlite3_column_text(s, 0))))
+			goto oom;
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_error(st, err, "group list");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	*groups = out;
+	*n = cnt;
+	return 0;
+oom:
+	cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+fail:
+	while (cnt)
+		free(out[--cnt]);
+	free(out);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int store_last_success(struct store *st, int64_t *epoch, struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT max(finished_at) FROM cs_run WHERE status = 'complete'", -1, &s,
+			       NULL) != SQLITE_OK)
+		return db_error(st, err, "last success");
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		util_parse_utc((const char *)sqlite3_column_text(s, 0), &v);
+	sqlite3_finalize(s);
+	*epoch = v;
+	return 0;
+}

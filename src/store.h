@@ -1,0 +1,109 @@
+/*
+ * store.h - the SQLite inventory: schema migrations, runs, snapshots, the per-page staging
+ * of a crawl with its checkpoint, and the finalize step that turns a complete crawl into
+ * validity intervals (see schema/001_initial.sql for the data model).
+ *
+ * One struct store is one connection, used from one thread.  Every function returns 0 or -1
+ * with err set ("database PATH: ..."); none of them prints or exits.  SQL is always
+ * prepared and bound.
+ */
+#ifndef CREDSYNC_STORE_H
+#define CREDSYNC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct store;
+
+enum store_mode {
+	STORE_READ,   /* an existing database, read-only; missing is an error */
+	STORE_WRITE,  /* created (mode 0600) and migrated when needed */
+	STORE_DRYRUN, /* the existing database read-only (or an empty one); writes go to temp tables */
+};
+
+int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err);
+void store_close(struct store *st);
+const char *store_path(const struct store *st);
+/* The schema version the database is at (PRAGMA user_version). */
+int store_schema_version(struct store *st);
+
+/* Explicit transaction bracket, used to commit several pages (each with its checkpoint) at
+ * once.  store_rollback never fails and accepts a store with no transaction open. */
+int store_begin(struct store *st, struct cs_error *err);
+int store_commit(struct store *st, struct cs_error *err);
+void store_rollback(struct store *st);
+
+/* Marks runs and snapshots left 'running' by a killed process as failed.  Call only while
+ * holding the run lock, so that 'running' really means dead. */
+int store_recover(struct store *st, int64_t *recovered, struct cs_error *err);
+
+struct store_run_stats {
+	const char *status;     /* 'complete', 'partial' or 'failed' */
+	int64_t groups_ok, groups_failed, requests, retries, throttled;
+};
+
+int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err);
+int store_run_finish(struct store *st, int64_t run_id, const struct store_run_stats *stats,
+		     struct cs_error *err);
+
+/* Where a group's crawl stands; persisted as its checkpoint with every page. */
+struct store_crawl_state {
+	int64_t page_no;        /* the next page to request (from 1) */
+	char *next_token;       /* owned; the NextToken to send with it, or NULL */
+	int64_t pages;          /* pages stored so far */
+	int64_t distinct_ids;   /* distinct IDs staged so far */
+	int64_t duplicates;     /* IDs that came again on a later page */
+	int64_t total_reported; /* the latest Total, -1 before the first page */
+	int rewalked;           /* 1 once the group was walked again after a mismatch */
+};
+
+struct store_snap {
+	int64_t snapshot_id;
+	int64_t group_key;
+	int64_t resumed_from;   /* the interrupted snapshot this one continues, or 0 */
+	int64_t discarded_from; /* a checkpoint too old (or --restart) that was dropped, or 0 */
+	struct store_crawl_state cs;
+};
+
+/* Starts a snapshot of (instance, group) in run_id.  A checkpoint left by an interrupted
+ * crawl of the group is resumed (snap->cs filled from it) unless restart is set or it is
+ * older than max_age_s; otherwise the crawl starts at page 1.  Owns snap->cs.next_token. */
+int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_id,
+			 const char *group_id, int restart, int64_t max_age_s,
+			 struct store_snap *snap, struct cs_error *err);
+void store_snap_release(struct store_snap *snap);
+
+/* Stages one page of IDs (inside the caller's transaction).  Adds to *new_ids the IDs not
+ * staged before and to *dup_ids those already staged. */
+int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
+		     const size_t *lens, size_t n, int64_t *new_ids, int64_t *dup_ids,
+		     struct cs_error *err);
+
+/* Writes snap->cs as the group's checkpoint (inside the caller's transaction). */
+int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_error *err);
+
+/* Forgets the IDs staged so far, for a re-walk of the group. */
+int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs_error *err);
+
+/* Completes the snapshot in one transaction: opens intervals for IDs new to the group,
+ * closes those of IDs no longer present, records counts and drops the staging.  Fills
+ * *added, *removed and *count. */
+int store_snapshot_complete(struct store *st, const struct store_snap *snap, int consistent,
+			    int64_t *added, int64_t *removed, int64_t *count, struct cs_error *err);
+
+/* Marks the snapshot failed with the service's code, message and request id (any may be
+ * NULL).  keep_checkpoint keeps the staged pages so the next run resumes the crawl. */
+int store_snapshot_fail(struct store *st, const struct store_snap *snap, const char *code,
+			const char *message, const char *request_id, int keep_checkpoint,
+			struct cs_error *err);
+
+/* The group ids the database knows for an instance (malloc'd array of malloc'd strings). */
+int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,
+		       struct cs_error *err);
+
+/* The finish time (epoch seconds) of the last run whose every group completed; 0 if none. */
+int store_last_success(struct store *st, int64_t *epoch, struct cs_error *err);
+
+#endif

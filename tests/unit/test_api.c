@@ -1,0 +1,259 @@
+/* Response parsing: good pages, error bodies, HTML, truncated and wrongly typed bodies. */
+#include <stdlib.h>
+
+#include "api.h"
+#include "test.h"
+
+static enum api_result parse(long status, const char *body, struct api_list_page *p,
+			     struct api_error *e, char *detail)
+{
+	return api_parse_list(status, body, strlen(body), p, e, detail, 512);
+}
+
+static void test_good_page(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512];
+	const char *body =
+		"{\"RequestId\":\"020F6A43-19E6\",\"DeviceCredentialClientIdList\":{\"Total\":\"10\","
+		"\"ClientIdList\":[\"GID_test@@@pub-1\",\"GID_test@@@pub-2\"],\"PageNo\":\"1\","
+		"\"PageSize\":\"100\",\"NextToken\":\"634dxxxxx75b5f\"}}";
+
+	CHECK_INT(parse(200, body, &p, &e, d), API_OK);
+	CHECK_INT(p.n, 2);
+	CHECK_STR(p.ids[0], "GID_test@@@pub-1");
+	CHECK_INT(p.lens[1], 16);
+	CHECK_INT(p.total, 10);
+	CHECK_INT(p.page_no, 1);
+	CHECK_INT(p.page_size, 100);
+	CHECK_STR(p.next_token, "634dxxxxx75b5f");
+	CHECK_STR(p.request_id, "020F6A43-19E6");
+	api_page_release(&p);
+}
+
+static void test_numbers_and_absent_fields(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512];
+
+	/* Total as a number, no NextToken, no PageSize: all accepted */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":3,\"ClientIdList\":[\"a\"]}}",
+			&p, &e, d), API_OK);
+	CHECK_INT(p.total, 3);
+	CHECK(p.next_token == NULL);
+	CHECK_INT(p.page_size, -1);
+	api_page_release(&p);
+	/* an empty group: no list at all */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":\"0\"}}", &p, &e, d), API_OK);
+	CHECK_INT(p.n, 0);
+	CHECK_INT(p.total, 0);
+	api_page_release(&p);
+	/* 2^53 exactly is fine as a string; above is refused, as a number too */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":\"9007199254740992\"}}", &p,
+			&e, d), API_OK);
+	api_page_release(&p);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":9007199254740993000}}", &p,
+			&e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "Total is not a count");
+}
+
+static void test_error_bodies(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512];
+
+	CHECK_INT(parse(400,
+			"{\"RequestId\":\"R-1\",\"HostId\":\"onsmqtt\",\"Code\":\"ApplyTokenOverFlow\","
+			"\"Message\":\"You have applied for tokens too many times.\",\"Recommend\":\"x\"}",
+			&p, &e, d), API_SERVICE_ERROR);
+	CHECK_STR(e.code, "ApplyTokenOverFlow");
+	CHECK_STR(e.request_id, "R-1");
+	CHECK_CONTAINS(e.message, "too many times");
+	CHECK_INT(e.http_status, 400);
+	/* a Code on a 200 without the payload is an error too */
+	CHECK_INT(parse(200, "{\"Code\":\"InternalError\",\"Message\":\"m\"}", &p, &e, d),
+		  API_SERVICE_ERROR);
+	CHECK_STR(e.code, "InternalError");
+	/* ...but a payload with a Code "200" beside it is a page */
+	CHECK_INT(parse(200, "{\"Code\":\"200\",\"DeviceCredentialClientIdList\":{\"Total\":\"0\"}}",
+			&p, &e, d), API_OK);
+	api_page_release(&p);
+	/* an error status with JSON but no Code */
+	CHECK_INT(parse(502, "{\"message\":\"bad gateway\"}", &p, &e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "HTTP 502");
+}
+
+static void test_malformed(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512];
+
+	CHECK_INT(parse(502, "<html><head><title>502 Bad Gateway</title></head></html>", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_CONTAINS(d, "HTML page");
+	CHECK_CONTAINS(d, "<html><head><title>502 Bad Gateway");
+	CHECK_INT(parse(200, "{\"RequestId\":\"x\",\"DeviceCredentialClientIdList\":{\"Total\":\"10\",\"Cli",
+			&p, &e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "truncated");
+	CHECK_CONTAINS(d, "\"{\"RequestId\":\"x\""); /* the body's first bytes, as they came */
+	CHECK_INT(parse(200, "", &p, &e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "empty body");
+	CHECK_INT(parse(200, "\x01\xff garbage", &p, &e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "\\xff");
+	CHECK_INT(parse(200, "[1,2]", &p, &e, d), API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":[]}", &p, &e, d), API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":\"a\"}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_CONTAINS(d, "not a list");
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[1,2]}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_CONTAINS(d, "other than strings");
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":\"ten\"}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":-1}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"Total\":1.5}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"PageSize\":true}}", &p, &e, d),
+		  API_MALFORMED);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"NextToken\":5}}", &p, &e, d),
+		  API_MALFORMED);
+}
+
+static void test_limits(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512], *deep, *body;
+	size_t i;
+
+	/* nesting beyond the limit is refused before cJSON recurses */
+	deep = malloc(200);
+	for (i = 0; i < 40; i++)
+		deep[i] = '[';
+	deep[40] = '\0';
+	CHECK_INT(parse(200, deep, &p, &e, d), API_MALFORMED);
+	CHECK_CONTAINS(d, "nested too deep");
+	free(deep);
+	/* an over-long ID and a non-UTF-8 ID are skipped and counted, the rest kept */
+	body = malloc(4000);
+	strcpy(body, "{\"DeviceCredentialClientIdList\":{\"Total\":\"3\",\"ClientIdList\":[\"ok\",\"");
+	for (i = 0; i < 1100; i++)
+		strcat(body, "x");
+	strcat(body, "\",\"bad\xc3\x28\"]}}");
+	CHECK_INT(parse(200, body, &p, &e, d), API_OK);
+	CHECK_INT(p.n, 1);
+	CHECK_INT(p.skipped, 2);
+	CHECK_STR(p.ids[0], "ok");
+	api_page_release(&p);
+	/* a NUL escape would be cut by cJSON: refused as bad data, not truncated */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"a\\u0000b\"]}}",
+			&p, &e, d), API_BAD_DATA);
+	/* an escaped backslash before u0000 text is not a NUL */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"a\\\\u0000b\"]}}",
+			&p, &e, d), API_OK);
+	CHECK_STR(p.ids[0], "a\\u0000b");
+	api_page_release(&p);
+	free(body);
+}
+
+static void test_hostile_ids_exact(void)
+{
+	struct api_list_page p;
+	struct api_error e;
+	char d[512];
+
+	CHECK_INT(parse(200,
+			"{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"G@@@a\\\"b;c\\nd%e@@@f\","
+			"\"G@@@<script>alert(1)</script>\",\"G@@@\xe8\xae\xbe\xe5\xa4\x87\"]}}",
+			&p, &e, d), API_OK);
+	CHECK_INT(p.n, 3);
+	CHECK_STR(p.ids[0], "G@@@a\"b;c\nd%e@@@f");
+	CHECK_STR(p.ids[1], "G@@@<script>alert(1)</script>");
+	CHECK_STR(p.ids[2], "G@@@\xe8\xae\xbe\xe5\xa4\x87");
+	api_page_release(&p);
+}
+
+static void test_groups(void)
+{
+	struct api_error e;
+	char d[512], **g = NULL;
+	size_t n = 0, i;
+	const char *body = "{\"RequestId\":\"r\",\"Data\":[{\"GroupId\":\"GID_b\",\"InstanceId\":\"i\"},"
+			   "{\"GroupId\":\"GID_a\"}]}";
+
+	CHECK_INT(api_parse_groups(200, body, strlen(body), &g, &n, &e, d, sizeof(d)), API_OK);
+	CHECK_INT(n, 2);
+	CHECK_STR(g[0], "GID_b");
+	for (i = 0; i < n; i++)
+		free(g[i]);
+	free(g);
+	body = "{\"Code\":\"Throttling.User\",\"Message\":\"flow control\",\"RequestId\":\"q\"}";
+	CHECK_INT(api_parse_groups(400, body, strlen(body), &g, &n, &e, d, sizeof(d)),
+		  API_SERVICE_ERROR);
+	CHECK_STR(e.code, "Throttling.User");
+}
+
+static void test_build_v1(void)
+{
+	struct creds c = { "testid", "testsecret", NULL, "" };
+	struct sign_param p[] = { { "InstanceId", "mqtt-x" }, { "NextToken", "a+b c" } };
+	struct cs_buf url = CS_BUF_INIT;
+	struct curl_slist *h = NULL;
+	struct cs_error err = { 0 };
+
+	CHECK(api_build_request(&url, &h, "http://127.0.0.1:1", "127.0.0.1:1", "POST",
+				"ListDeviceCredentialClientId", p, 2, &c, CFG_SIG_V1, &err) == 0);
+	CHECK_CONTAINS(buf_str(&url), "http://127.0.0.1:1/?AccessKeyId=testid&Action=ListDeviceCredentialClientId");
+	CHECK_CONTAINS(buf_str(&url), "NextToken=a%2Bb%20c");
+	CHECK_CONTAINS(buf_str(&url), "&Signature=");
+	CHECK(strstr(buf_str(&url), "testsecret") == NULL);
+	curl_slist_free_all(h);
+	buf_release(&url);
+}
+
+static void test_build_v3(void)
+{
+	struct creds c = { "testid", "testsecret", "tok", "" };
+	struct sign_param p[] = { { "InstanceId", "mqtt-x" } };
+	struct cs_buf url = CS_BUF_INIT;
+	struct curl_slist *h = NULL, *it;
+	struct cs_error err = { 0 };
+	int auth = 0, token = 0;
+
+	CHECK(api_build_request(&url, &h, "https://onsmqtt.cn-hangzhou.aliyuncs.com",
+				"onsmqtt.cn-hangzhou.aliyuncs.com", "POST", "ListGroupId", p, 1, &c,
+				CFG_SIG_V3, &err) == 0);
+	CHECK_STR(buf_str(&url), "https://onsmqtt.cn-hangzhou.aliyuncs.com/?InstanceId=mqtt-x");
+	for (it = h; it; it = it->next) {
+		if (strstr(it->data, "Authorization: ACS3-HMAC-SHA256 Credential=testid,SignedHeaders="
+				     "host;x-acs-action;x-acs-content-sha256;x-acs-date;"
+				     "x-acs-security-token;x-acs-signature-nonce;x-acs-version,Signature=") == it->data)
+			auth = 1;
+		if (!strcmp(it->data, "x-acs-security-token: tok"))
+			token = 1;
+		CHECK(strstr(it->data, "testsecret") == NULL);
+	}
+	CHECK(auth);
+	CHECK(token);
+	curl_slist_free_all(h);
+	buf_release(&url);
+}
+
+int main(void)
+{
+	test_good_page();
+	test_numbers_and_absent_fields();
+	test_error_bodies();
+	test_malformed();
+	test_limits();
+	test_hostile_ids_exact();
+	test_groups();
+	test_build_v1();
+	test_build_v3();
+	TEST_DONE();
+}

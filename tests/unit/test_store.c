@@ -1,0 +1,253 @@
+/* The store: validity intervals across snapshots, the public views, failed crawls that
+ * change nothing, checkpoints and resume, dry runs, file modes. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "test.h"
+
+static char dir[] = "/tmp/credsync-test-store-XXXXXX";
+static char path[256];
+
+static int64_t q_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "bad test SQL: %s: %s\n", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -2;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The members of a snapshot as "a,b,c" (sorted), from the public view. */
+static const char *members(int64_t snap)
+{
+	static char out[512];
+	char sql[256];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(group_concat(client_id, ','), '') FROM (SELECT client_id FROM "
+		 "snapshot_clients WHERE snapshot_id = %lld ORDER BY client_id)", (long long)snap);
+	sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	out[0] = '\0';
+	if (sqlite3_step(s) == SQLITE_ROW)
+		snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return out;
+}
+
+static int64_t crawl(struct store *st, int64_t run, const char *group, const char **ids, size_t n,
+		     int64_t *added, int64_t *removed)
+{
+	struct store_snap snap;
+	struct cs_error err = { 0 };
+	size_t lens[16], i;
+	int64_t newi = 0, dup = 0, count = -1;
+
+	for (i = 0; i < n; i++)
+		lens[i] = strlen(ids[i]);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", group, 0, 3600, &snap, &err) == 0);
+	CHECK(store_begin(st, &err) == 0);
+	CHECK(store_stage_page(st, &snap, ids, lens, n, &newi, &dup, &err) == 0);
+	snap.cs.pages = 1;
+	snap.cs.distinct_ids = newi;
+	snap.cs.total_reported = (int64_t)n;
+	CHECK(store_checkpoint(st, &snap, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	CHECK(store_snapshot_complete(st, &snap, 1, added, removed, &count, &err) == 0);
+	CHECK_INT(count, newi);
+	store_snap_release(&snap);
+	if (err.kind)
+		fprintf(stderr, "store error: %s\n", err.msg);
+	return snap.snapshot_id;
+}
+
+static void test_intervals(void)
+{
+	struct store *st = NULL;
+	struct cs_error err = { 0 };
+	struct store_snap snap;
+	const char *s1[] = { "G@@@a", "G@@@b", "G@@@c" };
+	const char *s2[] = { "G@@@b", "G@@@c", "G@@@d", "G@@@b" };
+	const char *sx[] = { "G@@@x" };
+	const char *s4[] = { "G@@@a", "G@@@b", "G@@@c", "G@@@d" };
+	size_t lx = 5;
+	int64_t run, a, r, id1, id2, id4, newi = 0, dup = 0;
+	struct stat sb;
+
+	CHECK(store_open(&st, path, STORE_WRITE, &err) == 0);
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	CHECK(store_run_begin(st, &run, &err) == 0);
+
+	id1 = crawl(st, run, "GID_x", s1, 3, &a, &r);
+	CHECK_INT(a, 3);
+	CHECK_INT(r, 0);
+	id2 = crawl(st, run, "GID_x", s2, 4, &a, &r);  /* b repeats: staged once */
+	CHECK_INT(a, 1);
+	CHECK_INT(r, 1);
+	CHECK_STR(members(id1), "G@@@a,G@@@b,G@@@c");
+	CHECK_STR(members(id2), "G@@@b,G@@@c,G@@@d");
+	CHECK_INT(q_int("SELECT count(*) FROM changes WHERE change = 'added' AND client_id = 'G@@@d'"), 1);
+	CHECK_INT(q_int("SELECT count(*) FROM changes WHERE change = 'removed' AND client_id = 'G@@@a'"), 1);
+
+	/* a failed crawl stages x and fails: nothing changes, the snapshot is failed */
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", 0, 3600, &snap, &err) == 0);
+	CHECK(store_begin(st, &err) == 0);
+	CHECK(store_stage_page(st, &snap, sx, &lx, 1, &newi, &dup, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	CHECK(store_snapshot_fail(st, &snap, "PermissionCheckFailed", "no", "REQ-1", 0, &err) == 0);
+	CHECK_INT(q_int("SELECT count(*) FROM current_clients WHERE group_id = 'GID_x'"), 3);
+	CHECK_INT(q_int("SELECT count(*) FROM cs_stage"), 0);
+	CHECK_INT(q_int("SELECT count(*) FROM snapshots WHERE status = 'failed' AND error_code = "
+			"'PermissionCheckFailed' AND error_message = 'no (request REQ-1)'"), 1);
+	CHECK_INT(q_int("SELECT count(*) FROM snapshot_clients WHERE client_id = 'G@@@x'"), 0);
+	store_snap_release(&snap);
+
+	/* a re-added client keeps its first_seen_at */
+	id4 = crawl(st, run, "GID_x", s4, 4, &a, &r);
+	CHECK_INT(a, 1);
+	CHECK_INT(r, 0);
+	CHECK_STR(members(id4), "G@@@a,G@@@b,G@@@c,G@@@d");
+	CHECK_STR(members(id2), "G@@@b,G@@@c,G@@@d");  /* history unchanged */
+	CHECK_INT(q_int("SELECT count(*) FROM cs_interval WHERE client_id = 'G@@@a'"), 2);
+	CHECK_INT(q_int("SELECT count(DISTINCT first_seen) FROM cs_interval WHERE client_id = 'G@@@a'"), 1);
+	CHECK_INT(q_int("SELECT count(*) FROM current_clients WHERE device_id = 'a'"), 1);
+	/* unchanged syncs add no interval rows */
+	crawl(st, run, "GID_x", s4, 4, &a, &r);
+	crawl(st, run, "GID_x", s4, 4, &a, &r);
+	CHECK_INT(a + r, 0);
+	CHECK_INT(q_int("SELECT count(*) FROM cs_interval"), 5);
+	CHECK_INT(q_int("SELECT count(*) FROM snapshot_clients"), 3 + 3 + 4 * 3);
+	store_close(st);
+}
+
+static void test_resume(void)
+{
+	struct store *st = NULL;
+	struct cs_error err = { 0 };
+	struct store_snap snap;
+	const char *p1[] = { "H@@@p", "H@@@q" };
+	const char *p2[] = { "H@@@r" };
+	size_t l1[] = { 5, 5 }, l2[] = { 5 };
+	int64_t run, newi = 0, dup = 0, rec = 0, a, r, count, old;
+
+	CHECK(store_open(&st, path, STORE_WRITE, &err) == 0);
+	CHECK(store_run_begin(st, &run, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	old = snap.snapshot_id;
+	CHECK(store_begin(st, &err) == 0);
+	CHECK(store_stage_page(st, &snap, p1, l1, 2, &newi, &dup, &err) == 0);
+	snap.cs.page_no = 2;
+	snap.cs.pages = 1;
+	snap.cs.distinct_ids = newi;
+	snap.cs.next_token = strdup("TOKEN-2");
+	CHECK(store_checkpoint(st, &snap, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	store_snap_release(&snap);
+	store_close(st); /* as if killed: the snapshot and run stay 'running' */
+
+	CHECK(store_open(&st, path, STORE_WRITE, &err) == 0);
+	CHECK(store_recover(st, &rec, &err) == 0);
+	CHECK_INT(rec, 1);
+	CHECK_INT(q_int("SELECT count(*) FROM runs WHERE status = 'running'"), 0);
+	CHECK(store_run_begin(st, &run, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	CHECK_INT(snap.resumed_from, old);
+	CHECK_INT(snap.cs.page_no, 2);
+	CHECK_STR(snap.cs.next_token, "TOKEN-2");
+	CHECK_INT(snap.cs.distinct_ids, 2);
+	CHECK(store_begin(st, &err) == 0);
+	newi = 0;
+	CHECK(store_stage_page(st, &snap, p2, l2, 1, &newi, &dup, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	CHECK(store_snapshot_complete(st, &snap, 1, &a, &r, &count, &err) == 0);
+	CHECK_INT(count, 3);
+	CHECK_INT(a, 3);
+	CHECK_INT(q_int("SELECT count(*) FROM snapshots WHERE error_message LIKE '%resumed by snapshot%'"), 1);
+	store_snap_release(&snap);
+
+	/* --restart drops a checkpoint */
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	CHECK(store_begin(st, &err) == 0);
+	CHECK(store_stage_page(st, &snap, p1, l1, 2, &newi, &dup, &err) == 0);
+	snap.cs.page_no = 5;
+	CHECK(store_checkpoint(st, &snap, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	CHECK(store_snapshot_fail(st, &snap, "Interrupted", "x", NULL, 1, &err) == 0);
+	store_snap_release(&snap);
+	CHECK_INT(q_int("SELECT count(*) FROM cs_stage"), 2);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 1, 3600, &snap, &err) == 0);
+	CHECK(snap.resumed_from == 0 && snap.discarded_from != 0);
+	CHECK_INT(snap.cs.page_no, 1);
+	CHECK_INT(q_int("SELECT count(*) FROM cs_stage"), 0);
+	CHECK(store_snapshot_fail(st, &snap, "Interrupted", "x", NULL, 0, &err) == 0);
+	store_snap_release(&snap);
+	store_close(st);
+}
+
+static void test_dry_run(void)
+{
+	struct store *st = NULL;
+	struct cs_error err = { 0 };
+	struct store_snap snap;
+	const char *ids[] = { "G@@@a", "G@@@z" };
+	size_t lens[] = { 5, 5 };
+	int64_t run, newi = 0, dup = 0, a, r, count;
+	int64_t snaps_before = q_int("SELECT count(*) FROM cs_snapshot");
+
+	CHECK(store_open(&st, path, STORE_DRYRUN, &err) == 0);
+	CHECK(store_run_begin(st, &run, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", 0, 3600, &snap, &err) == 0);
+	CHECK(store_begin(st, &err) == 0);
+	CHECK(store_stage_page(st, &snap, ids, lens, 2, &newi, &dup, &err) == 0);
+	CHECK(store_commit(st, &err) == 0);
+	CHECK(store_snapshot_complete(st, &snap, 1, &a, &r, &count, &err) == 0);
+	CHECK_INT(a, 1);  /* z */
+	CHECK_INT(r, 3);  /* b, c, d */
+	store_snap_release(&snap);
+	store_close(st);
+	CHECK_INT(q_int("SELECT count(*) FROM cs_snapshot"), snaps_before);
+	CHECK_INT(q_int("SELECT count(*) FROM current_clients WHERE group_id = 'GID_x'"), 4);
+
+	/* a dry run without a database creates none */
+	CHECK(store_open(&st, "/tmp/credsync-no-such-dir/x.db", STORE_DRYRUN, &err) == 0);
+	store_close(st);
+	CHECK(access("/tmp/credsync-no-such-dir/x.db", F_OK) != 0);
+	/* reading a missing database is an error that says what to do */
+	CHECK(store_open(&st, "/tmp/credsync-no-such.db", STORE_READ, &err) == -1);
+	CHECK_CONTAINS(err.msg, "credsync sync");
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	umask(022);
+	test_intervals();
+	test_resume();
+	test_dry_run();
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			return 1;
+	}
+	TEST_DONE();
+}
