@@ -24,6 +24,9 @@ struct command {
 
 static const struct command commands[] = {
 	{ "sync", cmd_sync },
+	{ "diff", cmd_diff },
+	{ "snapshots", cmd_snapshots },
+	{ "prune", cmd_prune },
 };
 
 static int exit_status(const struct cs_error *err)

@@ -1,14 +1,11 @@
 /* metrics.c - Prometheus textfile output; see metrics.h. */
 #include "metrics.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "atomic.h"
 #include "buf.h"
 #include "util.h"
 
@@ -101,37 +98,22 @@ void metrics_render(struct cs_buf *b, const struct metrics_run *m)
 
 int metrics_write(const char *path, const struct metrics_run *m, struct cs_error *err)
 {
-	struct cs_buf text = CS_BUF_INIT, tmp = CS_BUF_INIT;
-	int fd = -1, ret = -1;
+	struct cs_buf text = CS_BUF_INIT;
+	struct atomic_file af;
+	int ret = -1;
 
 	metrics_render(&text, m);
-	buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-	if (text.oom || tmp.oom) {
+	if (text.oom) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		cs_error_set(err, CS_ERR_RUNTIME, "metrics file %s: %s", tmp.data, strerror(errno));
+	if (atomic_open(&af, path, 0600, err) < 0)
 		goto out;
-	}
-	if (write(fd, text.data, text.len) != (ssize_t)text.len || fsync(fd) < 0) {
-		cs_error_set(err, CS_ERR_RUNTIME, "metrics file %s: %s", tmp.data, strerror(errno));
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp.data, path) < 0) {
-		cs_error_set(err, CS_ERR_RUNTIME, "metrics file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	ret = 0;
+	fwrite(text.data, 1, text.len, af.f);
+	ret = atomic_commit(&af, err);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (ret < 0 && tmp.data)
-		unlink(tmp.data);
+	if (ret < 0)
+		cs_error_prefix(err, "metrics file: ");
 	buf_release(&text);
-	buf_release(&tmp);
 	return ret;
 }

@@ -831,3 +831,18 @@ int store_last_success(struct store *st, int64_t *epoch, struct cs_error *err)
 	*epoch = v;
 	return 0;
 }
+
+struct sqlite3 *store_db(struct store *st)
+{
+	return st->db;
+}
+
+int store_error(struct store *st, struct cs_error *err, const char *what)
+{
+	return db_error(st, err, what);
+}
+
+int store_vacuum(struct store *st, struct cs_error *err)
+{
+	return exec(st, "VACUUM", err);
+}

@@ -99,6 +99,14 @@ int store_snapshot_fail(struct store *st, const struct store_snap *snap, const c
 			const char *message, const char *request_id, int keep_checkpoint,
 			struct cs_error *err);
 
+/* The connection, for the read-side queries of history.c (same thread only). */
+struct sqlite3;
+struct sqlite3 *store_db(struct store *st);
+/* Formats a database error into err ("database PATH: what: sqlite message"); returns -1. */
+int store_error(struct store *st, struct cs_error *err, const char *what);
+/* Compacts the database file (VACUUM). */
+int store_vacuum(struct store *st, struct cs_error *err);
+
 /* The group ids the database knows for an instance (malloc'd array of malloc'd strings). */
 int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,
 		       struct cs_error *err);
