@@ -332,7 +332,7 @@ static int html_chart(struct cs_buf *b, const struct diff_report *r, const struc
 		   "stroke=\"#ddd\"/>\n", w, h);
 	buf_printf(b, "<text x=\"4\" y=\"14\" font-size=\"11\" fill=\"#555\">%" PRId64 "</text>\n", hi);
 	buf_printf(b, "<text x=\"4\" y=\"%.0f\" font-size=\"11\" fill=\"#555\">%" PRId64 "</text>\n",
-		   h - 4, lo);
+		   h - pad + 4, lo);
 	buf_puts(b, "<polyline fill=\"none\" stroke=\"#2b6cb0\" stroke-width=\"2\" points=\"");
 	for (i = 0; i < n; i++) {
 		double x = n == 1 ? w / 2 : pad + (w - 2 * pad) * (double)i / (double)(n - 1);
@@ -412,7 +412,8 @@ static int render_html(FILE *out, struct cs_buf *b, const struct diff_report *r,
 			buf_printf(b, "%" PRId64, dg->to);
 		buf_printf(b, "</td><td class=\"num added\">%" PRId64 "</td><td class=\"num removed\">%"
 			   PRId64 "</td><td>", dg->added, dg->removed);
-		report_html_escape(b, status_note(r, dg, note, sizeof(note)), strlen(note));
+		status_note(r, dg, note, sizeof(note));
+		report_html_escape(b, note, strlen(note));
 		buf_puts(b, "</td></tr>\n");
 	}
 	buf_puts(b, "</table>\n");
@@ -428,7 +429,8 @@ static int render_html(FILE *out, struct cs_buf *b, const struct diff_report *r,
 			return -1;
 		if (dg->status != DIFF_OK) {
 			buf_puts(b, "<p class=\"muted\">");
-			report_html_escape(b, status_note(r, dg, note, sizeof(note)), strlen(note));
+			status_note(r, dg, note, sizeof(note));
+			report_html_escape(b, note, strlen(note));
 			buf_puts(b, "; nothing to compare.</p>\n</section>\n");
 			continue;
 		}
