@@ -17,6 +17,7 @@
 #include "discover.h"
 #include "lock.h"
 #include "metrics.h"
+#include "plan.h"
 #include "progress.h"
 #include "store.h"
 #include "util.h"
@@ -47,26 +48,13 @@ static void install_signals(void)
 }
 
 struct sync_args {
-	const char **instances;
-	size_t ninstances;
-	const char **groups;
-	size_t ngroups;
+	struct plan_filter f;
 	int dry_run;
 	int restart;
 	int64_t wait_ms;
 	const char *metrics_file;
 	int progress;  /* -1 auto (terminal), 0 off, 1 on */
 };
-
-static int in_list(const char **list, size_t n, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(list[i], s))
-			return 1;
-	return 0;
-}
 
 static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
 {
@@ -105,11 +93,11 @@ static int parse_args(int argc, char **argv, struct cli_globals *g, struct sync_
 	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_INSTANCE:
-			if (push(&a->instances, &a->ninstances, optarg, err) < 0)
+			if (push(&a->f.instances, &a->f.ninstances, optarg, err) < 0)
 				return -1;
 			break;
 		case O_GROUP:
-			if (push(&a->groups, &a->ngroups, optarg, err) < 0)
+			if (push(&a->f.groups, &a->f.ngroups, optarg, err) < 0)
 				return -1;
 			break;
 		case O_DRY:
@@ -149,65 +137,14 @@ static int parse_args(int argc, char **argv, struct cli_globals *g, struct sync_
 	return 0;
 }
 
-/* The (instance, group) pairs this run crawls, in config order.  Discovered group lists are
- * owned by *owned (freed by the caller). */
-static int plan(const struct config *cfg, const struct sync_args *a,
-		struct discovered *disc, struct crawl_target **out, size_t *nout,
-		struct cs_error *err)
+static int needs_discovery(const struct config *cfg, const struct plan_filter *f)
 {
-	struct crawl_target *t = NULL;
-	size_t n = 0, cap = 0, i, k;
+	size_t i;
 
-	for (i = 0; i < a->ninstances; i++) {
-		for (k = 0; k < cfg->ninstances; k++)
-			if (!strcmp(cfg->instances[k].id, a->instances[i]))
-				break;
-		if (k == cfg->ninstances)
-			return cs_error_set(err, CS_ERR_USAGE, "sync: no instance '%s' in %s",
-					    a->instances[i], cfg->path);
-	}
-	for (i = 0; i < cfg->ninstances; i++) {
-		const struct cfg_instance *inst = &cfg->instances[i];
-		char **groups = inst->groups;
-		size_t ngroups = inst->ngroups;
-
-		if (a->ninstances && !in_list(a->instances, a->ninstances, inst->id))
-			continue;
-		if (inst->groups_all) {
-			groups = disc[i].groups;
-			ngroups = disc[i].ngroups;
-		}
-		for (k = 0; k < ngroups; k++) {
-			if (a->ngroups && !in_list(a->groups, a->ngroups, groups[k]))
-				continue;
-			if (n == cap) {
-				struct crawl_target *p;
-
-				cap = cap ? cap * 2 : 16;
-				p = realloc(t, cap * sizeof(*p));
-				if (!p) {
-					free(t);
-					return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-				}
-				t = p;
-			}
-			t[n].inst = inst;
-			t[n].group_id = groups[k];
-			n++;
-		}
-	}
-	for (i = 0; i < a->ngroups; i++) {
-		for (k = 0; k < n && strcmp(t[k].group_id, a->groups[i]); k++)
-			;
-		if (k == n) {
-			free(t);
-			return cs_error_set(err, CS_ERR_USAGE,
-					    "sync: group '%s' is not configured for the selected instances",
-					    a->groups[i]);
-		}
-	}
-	*out = t;
-	*nout = n;
+	for (i = 0; i < cfg->ninstances; i++)
+		if (cfg->instances[i].groups_all &&
+		    (!f->ninstances || plan_in_list(f->instances, f->ninstances, cfg->instances[i].id)))
+			return 1;
 	return 0;
 }
 
@@ -246,7 +183,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	const char *db_path = NULL, *metrics_file;
 	int64_t run_id = 0, recovered = 0, started = util_mono_ms(), started_epoch = util_now_epoch();
 	size_t n = 0, i;
-	int ret = -1, rc, run_open = 0;
+	int ret = -1, rc, run_open = 0, disc_failed = 0;
 
 	memset(&a, 0, sizeof(a));
 	memset(&creds, 0, sizeof(creds));
@@ -258,6 +195,25 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	if (cli_database(g, 1, &cfg, &db_path, err) < 0)
 		goto out;
 	metrics_file = a.metrics_file ? a.metrics_file : cfg->metrics_file;
+	/* selections are checked before anything is created; groups of `groups: all` can
+	 * only be checked once they are listed */
+	if (plan_check_instances(cfg, &a.f, err) < 0) {
+		cs_error_prefix(err, "sync: ");
+		goto out;
+	}
+	disc = calloc(cfg->ninstances ? cfg->ninstances : 1, sizeof(*disc));
+	if (!disc) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!needs_discovery(cfg, &a.f)) {
+		if (plan_targets(cfg, &a.f, disc, &targets, &n, err) < 0) {
+			cs_error_prefix(err, "sync: ");
+			goto out;
+		}
+		free(targets);
+		targets = NULL;
+	}
 	if (creds_resolve(&creds, cfg->profile, err) < 0)
 		goto out;
 	log_msg(LOG_DEBUG, NULL, "credentials from %s", creds.source);
@@ -282,15 +238,14 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		goto out;
 	run_open = 1;
 
-	disc = calloc(cfg->ninstances ? cfg->ninstances : 1, sizeof(*disc));
-	if (!disc) {
-		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	if (discover_all(cfg, a.f.instances, a.f.ninstances, http, &creds, st, run_id, disc, err) < 0)
+		goto out;
+	for (i = 0; i < cfg->ninstances; i++)
+		disc_failed += disc[i].failed;
+	if (plan_targets(cfg, &a.f, disc, &targets, &n, err) < 0) {
+		cs_error_prefix(err, "sync: ");
 		goto out;
 	}
-	if (discover_all(cfg, a.instances, a.ninstances, http, &creds, st, run_id, disc, err) < 0)
-		goto out;
-	if (plan(cfg, &a, disc, &targets, &n, err) < 0)
-		goto out;
 	results = calloc(n ? n : 1, sizeof(*results));
 	if (!results) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
@@ -319,6 +274,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	    totals.groups_ok + totals.groups_failed < (int64_t)n)
 		goto out; /* the database itself failed: nothing more can be recorded */
 
+	/* an instance whose groups could not be listed counts as a failed group */
+	totals.groups_failed += disc_failed;
 	rs.status = totals.groups_failed == 0 && rc == 0 ? "complete"
 		    : totals.groups_ok ? "partial" : "failed";
 	rs.groups_ok = totals.groups_ok;
@@ -389,8 +346,8 @@ out:
 	creds_release(&creds);
 	config_free(cfg);
 out_args:
-	free(a.instances);
-	free(a.groups);
+	free(a.f.instances);
+	free(a.f.groups);
 	if (rc == 1 && ret == -1 && err->kind == CS_ERR_NONE)
 		return CMD_OK; /* --help */
 	return ret;

@@ -135,6 +135,7 @@ static void job_fail(struct crawl *c, struct job *j, const char *code, const cha
 		     int keep_checkpoint, const char *fmt, ...)
 {
 	struct log_ctx ctx;
+	enum log_level level;
 	va_list ap;
 
 	if (j->state == J_DONE || j->state == J_FAILED)
@@ -152,11 +153,13 @@ static void job_fail(struct crawl *c, struct job *j, const char *code, const cha
 	ctx.run = c->opts->run_id;
 	ctx.code = j->res->code;
 	ctx.request_id = request_id && *request_id ? request_id : NULL;
+	/* `check` prints each failure itself; a sync logs it as the error it is */
+	level = c->opts->probe ? LOG_DEBUG : LOG_ERROR;
 	if (ctx.request_id)
-		log_msg(LOG_ERROR, &ctx, "%s: %s (request %s)", j->res->code, j->res->message,
+		log_msg(level, &ctx, "%s: %s (request %s)", j->res->code, j->res->message,
 			ctx.request_id);
 	else
-		log_msg(LOG_ERROR, &ctx, "%s: %s", j->res->code, j->res->message);
+		log_msg(level, &ctx, "%s: %s", j->res->code, j->res->message);
 }
 
 static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
@@ -423,6 +426,14 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs (%" PRId64 " new), Total %" PRId64,
 		cs->page_no, page->n, new_ids, page->total);
 
+	if (c->opts->probe) {
+		/* one page proves access; nothing is finalized */
+		j->res->complete = 1;
+		j->res->total_reported = page->total;
+		j->res->clients = (int64_t)page->n;
+		j->state = J_DONE;
+		return 0;
+	}
 	items = (int64_t)(page->n + page->skipped);
 	size = page->page_size > 0 ? page->page_size : inst->s.page_size;
 	if (items == 0) {

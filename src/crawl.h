@@ -58,6 +58,7 @@ struct crawl_opts {
 	int64_t retry_budget;               /* tokens for the whole run */
 	volatile sig_atomic_t *stop;        /* set by SIGINT/SIGTERM: stop and checkpoint */
 	const struct crawl_observer *observer;
+	int probe;                          /* `check --online`: stop after each group's first page */
 };
 
 /*

@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{ "diff", cmd_diff },
 	{ "snapshots", cmd_snapshots },
 	{ "prune", cmd_prune },
+	{ "check", cmd_check },
 };
 
 static int exit_status(const struct cs_error *err)

@@ -284,11 +284,13 @@ int store_open(struct store **out, const char *path, enum store_mode mode, struc
 	struct store *st = NULL;
 	int flags, rc;
 	struct stat sb;
-	int exists = stat(path, &sb) == 0;
+	int exists = path && stat(path, &sb) == 0;
 
 	*out = NULL;
+	if (!path && mode != STORE_DRYRUN)
+		return cs_error_set(err, CS_ERR_RUNTIME, "no database path");
 	st = calloc(1, sizeof(*st));
-	if (!st || !(st->path = strdup(path))) {
+	if (!st || !(st->path = strdup(path ? path : ":memory:"))) {
 		free(st);
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	}

@@ -23,6 +23,7 @@ enum store_mode {
 	STORE_DRYRUN, /* the existing database read-only (or an empty one); writes go to temp tables */
 };
 
+/* Opens path in mode.  STORE_DRYRUN with path NULL opens an empty in-memory database. */
 int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);

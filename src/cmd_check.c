@@ -1,0 +1,196 @@
+/*
+ * cmd_check.c - `credsync check [--online]`: is the configuration valid, where do the
+ * credentials come from, and (online) can every group be read?  The answer goes to stdout,
+ * one line per item; nothing is written anywhere.
+ *
+ * The online probe runs the sync's own crawl engine, stopped after each group's first page,
+ * against an in-memory database, so it retries and classifies errors exactly as sync would.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "crawl.h"
+#include "creds.h"
+#include "discover.h"
+#include "plan.h"
+#include "store.h"
+
+/* The AccessKeyId is not a secret, but it is masked as the aliyun CLI does. */
+static void masked_id(const char *id, char *out, size_t outlen)
+{
+	size_t len = strlen(id);
+
+	if (len <= 8)
+		snprintf(out, outlen, "****");
+	else
+		snprintf(out, outlen, "%.4s****%s", id, id + len - 4);
+}
+
+static size_t count_groups(const struct config *cfg, int *discovered)
+{
+	size_t i, n = 0;
+
+	*discovered = 0;
+	for (i = 0; i < cfg->ninstances; i++) {
+		if (cfg->instances[i].groups_all)
+			(*discovered)++;
+		else
+			n += cfg->instances[i].ngroups;
+	}
+	return n;
+}
+
+static int check_online(const struct config *cfg, const struct creds *creds,
+			struct cs_error *err)
+{
+	struct http_client *http = NULL;
+	struct store *mem = NULL;
+	struct discovered *disc = NULL;
+	struct crawl_target *targets = NULL;
+	struct crawl_result *results = NULL;
+	struct crawl_totals totals;
+	struct crawl_opts opts;
+	struct plan_filter none;
+	size_t n = 0, i;
+	int ret = -1, failed = 0, rc;
+
+	memset(&none, 0, sizeof(none));
+	disc = calloc(cfg->ninstances ? cfg->ninstances : 1, sizeof(*disc));
+	if (!disc) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (http_client_new(&http, err) < 0 || store_open(&mem, NULL, STORE_DRYRUN, err) < 0)
+		goto out;
+	for (i = 0; i < cfg->ninstances; i++) {
+		const struct cfg_instance *inst = &cfg->instances[i];
+
+		if (!inst->groups_all)
+			continue;
+		if (discover_instance(inst, http, creds, &disc[i], err) < 0)
+			goto out;
+		if (disc[i].failed) {
+			printf("%s: FAILED listing groups: %s: %s\n", inst->id, disc[i].code,
+			       disc[i].message);
+			failed++;
+		} else {
+			printf("%s: groups: all -> %zu group(s) listed by ListGroupId\n", inst->id,
+			       disc[i].ngroups);
+		}
+	}
+	if (plan_targets(cfg, &none, disc, &targets, &n, err) < 0)
+		goto out;
+	results = calloc(n ? n : 1, sizeof(*results));
+	if (!results) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.probe = 1;
+	opts.run_id = 1;
+	opts.retry_budget = cfg->defaults.retry_budget;
+	opts.checkpoint_max_age_s = 0;
+	opts.stop = &cli_stop_signal;
+	rc = crawl_run(mem, http, creds, targets, n, &opts, results, &totals, err);
+	for (i = 0; i < n; i++) {
+		const struct crawl_result *r = &results[i];
+
+		if (r->complete) {
+			printf("%s/%s: OK", targets[i].inst->id, targets[i].group_id);
+			if (r->total_reported >= 0)
+				printf(" (Total %" PRId64 ")", r->total_reported);
+			putchar('\n');
+		} else {
+			printf("%s/%s: FAILED %s: %s", targets[i].inst->id, targets[i].group_id,
+			       r->code, r->message);
+			if (r->request_id[0])
+				printf(" (request %s)", r->request_id);
+			putchar('\n');
+			failed++;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	ret = failed ? CMD_FAILED : CMD_OK;
+out:
+	fflush(stdout);
+	if (disc) {
+		for (i = 0; i < cfg->ninstances; i++)
+			discovered_release(&disc[i]);
+		free(disc);
+	}
+	free(results);
+	free(targets);
+	store_close(mem);
+	http_client_free(http);
+	return ret;
+}
+
+int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
+{
+	enum { O_ONLINE = 0x2401 };
+	static const struct option longopts[] = {
+		CLI_GLOBAL_LONG,
+		{ "online", no_argument, NULL, O_ONLINE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config *cfg = NULL;
+	struct creds creds;
+	struct stat sb;
+	const char *db;
+	char id[64];
+	int online = 0, c, ret = -1, discovered;
+	size_t ngroups;
+
+	memset(&creds, 0, sizeof(creds));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_ONLINE:
+			online = 1;
+			break;
+		case 'h':
+			cli_usage("check", stdout);
+			return CMD_OK;
+		case '?':
+			return cs_error_set(err, CS_ERR_USAGE, "check: unknown or incomplete option '%s'",
+					    argv[optind - 1]);
+		default:
+			if (cli_global_option(g, c, optarg, err) <= 0)
+				return -1;
+		}
+	}
+	if (optind < argc)
+		return cs_error_set(err, CS_ERR_USAGE, "check: unexpected argument '%s'", argv[optind]);
+	cli_setup_logging(g);
+	if (cli_load_config(g, &cfg, err) < 0)
+		goto out;
+	ngroups = count_groups(cfg, &discovered);
+	printf("config: %s: ok (%zu instance(s), %zu group(s)%s)\n", cfg->path, cfg->ninstances,
+	       ngroups, discovered ? " plus those listed by ListGroupId" : "");
+	db = g->db_path ? g->db_path : cfg->database;
+	if (db)
+		printf("database: %s (%s)\n", db, stat(db, &sb) == 0 ? "exists" : "created by the first sync");
+	else
+		printf("database: not set: add 'database' to the config or pass -d\n");
+	if (creds_resolve(&creds, cfg->profile, err) < 0)
+		goto out;
+	masked_id(creds.access_key_id, id, sizeof(id));
+	printf("credentials: AccessKeyId %s%s from %s\n", id,
+	       creds.security_token ? " with an STS token" : "", creds.source);
+	if (!online) {
+		ret = CMD_OK;
+		goto out;
+	}
+	ret = check_online(cfg, &creds, err);
+out:
+	fflush(stdout);
+	creds_release(&creds);
+	config_free(cfg);
+	return ret;
+}
