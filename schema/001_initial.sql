@@ -61,12 +61,17 @@ CREATE TABLE cs_interval (
 	PRIMARY KEY (group_key, client_id, from_snap)
 ) WITHOUT ROWID;
 
--- The IDs collected so far by a group's crawl in progress; emptied when the snapshot
--- completes.  Keyed by group so that a resumed crawl keeps what the killed one stored.
+-- The pages collected so far by a group's crawl in progress, one row per page with its IDs
+-- as a JSON array (a page costs one row, not a hundred index entries); emptied when the
+-- snapshot completes.  Keyed by group so that a resumed crawl keeps what the killed one
+-- stored.  Finalizing sorts the staged IDs (json_each) and merges them with the group's
+-- intervals in one pass.
 CREATE TABLE cs_stage (
 	group_key INTEGER NOT NULL,
-	client_id TEXT NOT NULL,
-	PRIMARY KEY (group_key, client_id)
+	seq       INTEGER NOT NULL,       -- the page's position in the crawl
+	n         INTEGER NOT NULL,       -- IDs in the page
+	ids       TEXT NOT NULL,          -- JSON array of the page's client IDs
+	PRIMARY KEY (group_key, seq)
 ) WITHOUT ROWID;
 
 -- Where a group's crawl in progress stands, written with every page.
@@ -75,9 +80,8 @@ CREATE TABLE cs_checkpoint (
 	snapshot_id    INTEGER NOT NULL,
 	page_no        INTEGER NOT NULL,   -- the next page to ask for
 	next_token     TEXT,               -- the NextToken to send with it
-	pages          INTEGER NOT NULL,
-	distinct_ids   INTEGER NOT NULL,
-	duplicates     INTEGER NOT NULL,
+	pages          INTEGER NOT NULL,   -- pages staged (the next page's seq)
+	staged_ids     INTEGER NOT NULL,   -- IDs staged, duplicates included
 	total_reported INTEGER,
 	rewalked       INTEGER NOT NULL DEFAULT 0,
 	updated_epoch  INTEGER NOT NULL

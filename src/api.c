@@ -230,6 +230,12 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 		describe_body(detail, detail_len, status, "empty body", body, len);
 		return API_MALFORMED;
 	}
+	/* JSON never holds a raw NUL byte, but cJSON accepts one and cuts the string there, so
+	 * "ab<NUL>cd" would be stored as the different ID "ab" (found by fuzz_api) */
+	if (memchr(body, '\0', len)) {
+		describe_body(detail, detail_len, status, "a NUL byte in the body", body, len);
+		return API_MALFORMED;
+	}
 	if (!json_depth_ok(body, len)) {
 		describe_body(detail, detail_len, status, "JSON nested too deep", body, len);
 		return API_MALFORMED;
@@ -384,14 +390,34 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 	if (res != API_OK)
 		return res;
 	n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "Data"));
+	/* a group id is sent back as GroupId and stored: as with client IDs, refuse one that
+	 * \u0000 would cut short, and (found by fuzz_api) one that is not UTF-8 or is too long,
+	 * rather than crawl a different group or silently leave it out */
+	if (n && has_nul_escape(body, len)) {
+		describe_body(detail, detail_len, http_status,
+			      "a group id contains a NUL character (\\u0000)", body, len);
+		cJSON_Delete(root);
+		return API_BAD_DATA;
+	}
 	out = calloc(n ? n : 1, sizeof(*out));
 	if (!out)
 		goto oom;
 	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "Data")) {
 		const cJSON *gid = cJSON_GetObjectItemCaseSensitive(item, "GroupId");
+		size_t l;
 
 		if (!cJSON_IsString(gid) || !*gid->valuestring)
 			continue;
+		l = strlen(gid->valuestring);
+		if (l > API_MAX_CLIENT_ID || !util_utf8_valid(gid->valuestring, l)) {
+			describe_body(detail, detail_len, http_status,
+				      "a group id is not UTF-8 or is too long", body, len);
+			while (i > 0)
+				free(out[--i]);
+			free(out);
+			cJSON_Delete(root);
+			return API_BAD_DATA;
+		}
 		if (!(out[i] = strdup(gid->valuestring)))
 			goto oom;
 		i++;

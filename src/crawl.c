@@ -61,6 +61,7 @@ struct job {
 	int64_t walk_pages;           /* pages of the current walk (for the paging guard) */
 	int64_t max_total;            /* the largest Total seen in this walk */
 	int64_t skipped;              /* IDs skipped in this walk */
+	int consistent;               /* the verdict of the last tally */
 	uint64_t tokens[TOKEN_RING];  /* hashes of this walk's tokens, to catch loops */
 	size_t ntokens;
 };
@@ -105,7 +106,7 @@ static void observe(struct crawl *c, struct job *j)
 
 	if (o && o->on_update)
 		o->on_update(o->arg, j->t, j->res, j->state == J_READY || j->state == J_INFLIGHT,
-			     j->snap.cs.distinct_ids, j->snap.cs.total_reported);
+			     j->snap.cs.staged_ids, j->snap.cs.total_reported);
 }
 
 static uint64_t hash_token(const char *s)
@@ -234,7 +235,7 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 		log_msg(LOG_INFO, &ctx,
 			"resuming the crawl of snapshot %" PRId64 " at page %" PRId64 " (%" PRId64
 			" IDs already stored)", j->snap.resumed_from, j->snap.cs.page_no,
-			j->snap.cs.distinct_ids);
+			j->snap.cs.staged_ids);
 	else if (j->snap.discarded_from)
 		log_msg(LOG_INFO, &ctx, "discarded the checkpoint of snapshot %" PRId64 " (%s)",
 			j->snap.discarded_from, c->opts->restart ? "--restart" : "too old");
@@ -389,7 +390,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct store_crawl_state *cs = &j->snap.cs;
-	int64_t new_ids = 0, dups = 0, items, size, limit, known;
+	int64_t items, size, limit, known;
 	int more = 0, by_token = 0;
 	struct log_ctx ctx;
 
@@ -409,12 +410,10 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		j->skipped += (int64_t)page->skipped;
 	}
 	if (begin_batch(c, err) < 0 ||
-	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, &new_ids, &dups,
-			     err) < 0)
+	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, err) < 0)
 		return -1;
 	cs->pages++;
-	cs->distinct_ids += new_ids;
-	cs->duplicates += dups;
+	cs->staged_ids += (int64_t)page->n;
 	if (page->total >= 0) {
 		cs->total_reported = page->total;
 		if (page->total > j->max_total)
@@ -423,8 +422,8 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	j->walk_pages++;
 	c->totals->pages++;
 	j->res->pages = cs->pages;
-	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs (%" PRId64 " new), Total %" PRId64,
-		cs->page_no, page->n, new_ids, page->total);
+	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs, Total %" PRId64, cs->page_no, page->n,
+		page->total);
 
 	if (c->opts->probe) {
 		/* one page proves access; nothing is finalized */
@@ -448,7 +447,8 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		}
 		more = by_token = 1;
 	} else {
-		known = cs->distinct_ids + j->skipped;
+		/* duplicates count here too: a short walk is caught by the tally against Total */
+		known = cs->staged_ids + j->skipped;
 		more = items >= size && (j->max_total < 0 || known < j->max_total);
 	}
 
@@ -470,40 +470,10 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		return store_checkpoint(c->st, &j->snap, err);
 	}
 
-	/* Paging ended normally: check what was collected against Total. */
-	{
-		int64_t total = cs->total_reported;
-		int mismatch = (total >= 0 && cs->distinct_ids != total) || cs->duplicates > 0 ||
-			       j->skipped > 0;
-
-		if (mismatch && !cs->rewalked) {
-			log_msg(LOG_WARN, &ctx,
-				"collected %" PRId64 " distinct IDs (%" PRId64 " duplicates, %" PRId64
-				" skipped) but the service reports Total %" PRId64 "; walking the group again",
-				cs->distinct_ids, cs->duplicates, j->skipped, total);
-			cs->rewalked = 1;
-			cs->page_no = 1;
-			cs->distinct_ids = 0;
-			cs->duplicates = 0;
-			walk_reset(j);
-			if (set_next_token(j, NULL, err) < 0 ||
-			    store_stage_clear(c->st, &j->snap, err) < 0)
-				return -1;
-			j->state = J_READY;
-			j->not_before_ms = 0;
-			return store_checkpoint(c->st, &j->snap, err);
-		}
-		if (mismatch)
-			log_msg(LOG_WARN, &ctx,
-				"collected %" PRId64 " distinct IDs but the service reports Total %" PRId64
-				" (%" PRId64 " duplicates, %" PRId64 " skipped), also on a second walk; "
-				"the snapshot is marked inconsistent (consistent = 0)",
-				cs->distinct_ids, total, cs->duplicates, j->skipped);
-		j->res->consistent = !mismatch;
-		j->action = A_FINALIZE;
-		j->state = J_DONE;
-		return store_checkpoint(c->st, &j->snap, err);
-	}
+	/* Paging ended normally; settle() finalizes and checks the tally against Total. */
+	j->action = A_FINALIZE;
+	j->state = J_DONE;
+	return store_checkpoint(c->st, &j->snap, err);
 }
 
 /* Handles one finished transfer of job j. */
@@ -591,6 +561,70 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 	return 0;
 }
 
+/* The verdict on a finished walk (store_snapshot_complete calls it with the tally). */
+static enum store_verdict judge(void *arg, const struct store_tally *t)
+{
+	struct job *j = arg;
+	int64_t total = j->snap.cs.total_reported;
+	int mismatch = (total >= 0 && t->distinct != total) || t->duplicates > 0 || j->skipped > 0;
+
+	j->consistent = !mismatch;
+	if (!mismatch)
+		return STORE_CONSISTENT;
+	return j->snap.cs.rewalked ? STORE_INCONSISTENT : STORE_REWALK;
+}
+
+/* What was collected did not add up: forget it and walk the group once more. */
+static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
+		  struct cs_error *err)
+{
+	struct store_crawl_state *cs = &j->snap.cs;
+	struct log_ctx ctx;
+
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	log_msg(LOG_WARN, &ctx,
+		"collected %" PRId64 " distinct IDs (%" PRId64 " duplicates, %" PRId64
+		" skipped) but the service reports Total %" PRId64 "; walking the group again",
+		t->distinct, t->duplicates, j->skipped, cs->total_reported);
+	cs->rewalked = 1;
+	cs->page_no = 1;
+	cs->pages = 0;
+	cs->staged_ids = 0;
+	walk_reset(j);
+	j->action = A_NONE;
+	j->state = J_READY;
+	j->not_before_ms = 0;
+	if (set_next_token(j, NULL, err) < 0 || store_begin(c->st, err) < 0)
+		return -1;
+	if (store_stage_clear(c->st, &j->snap, err) < 0 ||
+	    store_checkpoint(c->st, &j->snap, err) < 0) {
+		store_rollback(c->st);
+		return -1;
+	}
+	return store_commit(c->st, err);
+}
+
+static void log_finalized(struct crawl *c, struct job *j, const struct store_tally *t,
+			  int64_t ms)
+{
+	struct log_ctx ctx;
+
+	job_ctx(j, &ctx);
+	ctx.run = c->opts->run_id;
+	if (!j->consistent)
+		log_msg(LOG_WARN, &ctx,
+			"collected %" PRId64 " distinct IDs but the service reports Total %" PRId64
+			" (%" PRId64 " duplicates, %" PRId64 " skipped), also on a second walk; "
+			"snapshot %" PRId64 " is marked inconsistent (consistent = 0)", t->distinct,
+			j->snap.cs.total_reported, t->duplicates, j->skipped, j->snap.snapshot_id);
+	log_msg(LOG_INFO, &ctx,
+		"snapshot %" PRId64 " complete: %" PRId64 " clients (+%" PRId64 " -%" PRId64
+		") in %" PRId64 " pages", j->snap.snapshot_id, t->distinct, t->added, t->removed,
+		j->snap.cs.pages);
+	log_msg(LOG_DEBUG, &ctx, "finalized in %" PRId64 " ms", ms);
+}
+
 /* Writes the snapshots of jobs that finished or failed this turn. */
 static int settle(struct crawl *c, struct cs_error *err)
 {
@@ -608,21 +642,26 @@ static int settle(struct crawl *c, struct cs_error *err)
 		if (j->action == A_NONE)
 			continue;
 		if (j->action == A_FINALIZE) {
-			struct log_ctx ctx;
+			struct store_tally t;
+			int64_t t0 = now_ms();
+			int rc = store_snapshot_complete(c->st, &j->snap, judge, j, &t, err);
 
-			if (store_snapshot_complete(c->st, &j->snap, res->consistent, &res->added,
-						    &res->removed, &res->clients, err) < 0)
+			if (rc < 0)
 				return -1;
+			if (rc == 1) {
+				if (rewalk(c, j, &t, err) < 0)
+					return -1;
+				continue;
+			}
+			res->consistent = j->consistent;
+			res->clients = t.distinct;
+			res->added = t.added;
+			res->removed = t.removed;
 			res->complete = 1;
 			res->total_reported = j->snap.cs.total_reported;
 			res->finished_ms = now_ms();
 			c->totals->groups_ok++;
-			job_ctx(j, &ctx);
-			ctx.run = c->opts->run_id;
-			log_msg(LOG_INFO, &ctx,
-				"snapshot %" PRId64 " complete: %" PRId64 " clients (+%" PRId64 " -%" PRId64
-				") in %" PRId64 " pages", j->snap.snapshot_id, res->clients, res->added,
-				res->removed, res->pages);
+			log_finalized(c, j, &t, res->finished_ms - t0);
 		} else {
 			if (!j->began) {
 				if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id,

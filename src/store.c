@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "schema.h"
 #include "util.h"
 
@@ -33,11 +34,10 @@ enum stmt_id {
 	S_SNAP_RESUMED,
 	S_SNAP_FAIL,
 	S_SNAP_COMPLETE,
-	S_OPEN_ADDED,
-	S_CLOSE_REMOVED,
-	S_COUNT_ADDED,
-	S_COUNT_REMOVED,
-	S_STAGE_COUNT,
+	S_MERGE_STAGED,
+	S_MERGE_INTERVALS,
+	S_INTERVAL_OPEN,
+	S_INTERVAL_CLOSE,
 	S_COUNT
 };
 
@@ -49,14 +49,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_GROUP_INSERT] = "INSERT OR IGNORE INTO cs_group (instance_id, group_id) VALUES (?1, ?2)",
 	[S_GROUP_SELECT] = "SELECT group_key FROM cs_group WHERE instance_id = ?1 AND group_id = ?2",
 	[S_CKPT_SELECT] =
-		"SELECT snapshot_id, page_no, next_token, pages, distinct_ids, duplicates,"
-		" total_reported, rewalked, updated_epoch FROM cs_checkpoint WHERE group_key = ?1",
+		"SELECT snapshot_id, page_no, next_token, pages, staged_ids, total_reported,"
+		" rewalked, updated_epoch FROM cs_checkpoint WHERE group_key = ?1",
 	[S_CKPT_DELETE] = "DELETE FROM cs_checkpoint WHERE group_key = ?1",
 	[S_CKPT_UPSERT] =
 		"INSERT OR REPLACE INTO cs_checkpoint (group_key, snapshot_id, page_no, next_token,"
-		" pages, distinct_ids, duplicates, total_reported, rewalked, updated_epoch)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[S_STAGE_INSERT] = "INSERT OR IGNORE INTO cs_stage (group_key, client_id) VALUES (?1, ?2)",
+		" pages, staged_ids, total_reported, rewalked, updated_epoch)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_STAGE_INSERT] = "INSERT OR REPLACE INTO cs_stage (group_key, seq, n, ids) VALUES (?1, ?2, ?3, ?4)",
 	[S_STAGE_CLEAR] = "DELETE FROM cs_stage WHERE group_key = ?1",
 	[S_SNAP_INSERT] =
 		"INSERT INTO cs_snapshot (run_id, group_key, status, started_at) VALUES (?1, ?2, 'running', ?3)",
@@ -73,29 +73,20 @@ static const char *const stmt_sql[S_COUNT] = {
 		"UPDATE cs_snapshot SET status = 'complete', finished_at = ?2, finished_epoch = ?3,"
 		" pages = ?4, client_count = ?5, total_reported = ?6, consistent = ?7, added = ?8,"
 		" removed = ?9 WHERE snapshot_id = ?1",
-	/* New members open an interval; first_seen survives a removal and re-add. */
-	[S_OPEN_ADDED] =
+	/* The staged IDs in byte order (SQLite sorts them, spilling to disk for huge groups)
+	 * and the group's intervals in primary-key order: the two sides of the merge. */
+	[S_MERGE_STAGED] =
+		"SELECT j.value FROM cs_stage p, json_each(p.ids) j WHERE p.group_key = ?1"
+		" ORDER BY j.value",
+	[S_MERGE_INTERVALS] =
+		"SELECT client_id, from_snap, to_snap, first_seen FROM cs_interval"
+		" WHERE group_key = ?1 ORDER BY client_id, from_snap",
+	[S_INTERVAL_OPEN] =
 		"INSERT INTO cs_interval (group_key, client_id, from_snap, to_snap, first_seen)"
-		" SELECT ?1, s.client_id, ?2, NULL,"
-		"  coalesce((SELECT min(p.first_seen) FROM cs_interval p"
-		"            WHERE p.group_key = ?1 AND p.client_id = s.client_id), ?3)"
-		" FROM cs_stage s WHERE s.group_key = ?1 AND NOT EXISTS ("
-		"  SELECT 1 FROM cs_interval i WHERE i.group_key = ?1 AND i.client_id = s.client_id"
-		"  AND i.to_snap IS NULL)",
-	[S_CLOSE_REMOVED] =
-		"UPDATE cs_interval SET to_snap = ?2 WHERE group_key = ?1 AND to_snap IS NULL"
-		" AND from_snap < ?2 AND NOT EXISTS ("
-		"  SELECT 1 FROM cs_stage s WHERE s.group_key = ?1 AND s.client_id = cs_interval.client_id)",
-	/* The dry-run forms of the two above: count, write nothing. */
-	[S_COUNT_ADDED] =
-		"SELECT count(*) FROM cs_stage s WHERE s.group_key = ?1 AND NOT EXISTS ("
-		" SELECT 1 FROM cs_interval i WHERE i.group_key = ?1 AND i.client_id = s.client_id"
-		" AND i.to_snap IS NULL)",
-	[S_COUNT_REMOVED] =
-		"SELECT count(*) FROM cs_interval i WHERE i.group_key = ?1 AND i.to_snap IS NULL"
-		" AND NOT EXISTS (SELECT 1 FROM cs_stage s WHERE s.group_key = ?1"
-		" AND s.client_id = i.client_id)",
-	[S_STAGE_COUNT] = "SELECT count(*) FROM cs_stage WHERE group_key = ?1",
+		" VALUES (?1, ?2, ?3, NULL, ?4)",
+	[S_INTERVAL_CLOSE] =
+		"UPDATE cs_interval SET to_snap = ?4 WHERE group_key = ?1 AND client_id = ?2"
+		" AND from_snap = ?3",
 };
 
 struct store {
@@ -104,6 +95,7 @@ struct store {
 	enum store_mode mode;
 	int in_tx;
 	sqlite3_stmt *stmts[S_COUNT];
+	struct cs_buf page;     /* reused to build a page's JSON array */
 };
 
 static int db_error(struct store *st, struct cs_error *err, const char *what)
@@ -273,11 +265,11 @@ static const char dryrun_sql[] =
 	" finished_epoch INTEGER, pages INTEGER, client_count INTEGER, total_reported INTEGER,"
 	" consistent INTEGER, added INTEGER, removed INTEGER, error_code TEXT,"
 	" error_message TEXT, request_id TEXT);"
-	"CREATE TEMP TABLE cs_stage (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
-	" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID;"
+	"CREATE TEMP TABLE cs_stage (group_key INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" n INTEGER NOT NULL, ids TEXT NOT NULL, PRIMARY KEY (group_key, seq)) WITHOUT ROWID;"
 	"CREATE TEMP TABLE cs_checkpoint (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER,"
-	" page_no INTEGER, next_token TEXT, pages INTEGER, distinct_ids INTEGER,"
-	" duplicates INTEGER, total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER);";
+	" page_no INTEGER, next_token TEXT, pages INTEGER, staged_ids INTEGER,"
+	" total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER);";
 
 int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err)
 {
@@ -362,6 +354,7 @@ void store_close(struct store *st)
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
+	buf_release(&st->page);
 	free(st->path);
 	free(st);
 }
@@ -503,12 +496,11 @@ static int checkpoint_load(struct store *st, struct store_snap *snap, int64_t *o
 		cs->page_no = sqlite3_column_int64(s, 1);
 		cs->next_token = tok ? strdup((const char *)tok) : NULL;
 		cs->pages = sqlite3_column_int64(s, 3);
-		cs->distinct_ids = sqlite3_column_int64(s, 4);
-		cs->duplicates = sqlite3_column_int64(s, 5);
-		cs->total_reported = sqlite3_column_type(s, 6) == SQLITE_NULL
-					     ? -1 : sqlite3_column_int64(s, 6);
-		cs->rewalked = sqlite3_column_int(s, 7);
-		*updated = sqlite3_column_int64(s, 8);
+		cs->staged_ids = sqlite3_column_int64(s, 4);
+		cs->total_reported = sqlite3_column_type(s, 5) == SQLITE_NULL
+					     ? -1 : sqlite3_column_int64(s, 5);
+		cs->rewalked = sqlite3_column_int(s, 6);
+		*updated = sqlite3_column_int64(s, 7);
 		if (tok && !cs->next_token) {
 			sqlite3_reset(s);
 			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
@@ -596,28 +588,28 @@ void store_snap_release(struct store_snap *snap)
 }
 
 int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
-		     const size_t *lens, size_t n, int64_t *new_ids, int64_t *dup_ids,
-		     struct cs_error *err)
+		     const size_t *lens, size_t n, struct cs_error *err)
 {
 	sqlite3_stmt *s = stmt(st, S_STAGE_INSERT, err);
 	size_t i;
 
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, snap->group_key);
+	buf_reset(&st->page);
+	buf_putc(&st->page, '[');
 	for (i = 0; i < n; i++) {
-		sqlite3_bind_text(s, 2, ids[i], (int)lens[i], SQLITE_STATIC);
-		if (sqlite3_step(s) != SQLITE_DONE) {
-			sqlite3_reset(s);
-			return db_error(st, err, "staging a page");
-		}
-		if (sqlite3_changes(st->db))
-			(*new_ids)++;
-		else
-			(*dup_ids)++;
-		sqlite3_reset(s);
+		if (i)
+			buf_putc(&st->page, ',');
+		buf_json_string(&st->page, ids[i], lens[i]);
 	}
-	return 0;
+	buf_putc(&st->page, ']');
+	if (st->page.oom)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	sqlite3_bind_int64(s, 2, snap->cs.pages);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)n);
+	sqlite3_bind_text(s, 4, st->page.data, (int)st->page.len, SQLITE_STATIC);
+	return step_done(st, s, err);
 }
 
 int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_error *err)
@@ -633,12 +625,11 @@ int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_
 	if (cs->next_token)
 		sqlite3_bind_text(s, 4, cs->next_token, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 5, cs->pages);
-	sqlite3_bind_int64(s, 6, cs->distinct_ids);
-	sqlite3_bind_int64(s, 7, cs->duplicates);
+	sqlite3_bind_int64(s, 6, cs->staged_ids);
 	if (cs->total_reported >= 0)
-		sqlite3_bind_int64(s, 8, cs->total_reported);
-	sqlite3_bind_int(s, 9, cs->rewalked);
-	sqlite3_bind_int64(s, 10, util_now_epoch());
+		sqlite3_bind_int64(s, 7, cs->total_reported);
+	sqlite3_bind_int(s, 8, cs->rewalked);
+	sqlite3_bind_int64(s, 9, util_now_epoch());
 	return step_done(st, s, err);
 }
 
@@ -652,57 +643,199 @@ int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs
 	return step_done(st, s, err);
 }
 
-static int count_query(struct store *st, enum stmt_id id, int64_t group, int64_t *out,
-		       struct cs_error *err)
+/* One side of the merge: a statement stepped row by row with its current key copied, since
+ * SQLite's column pointers die at the next step. */
+struct cursor {
+	sqlite3_stmt *s;
+	int done;
+	struct cs_buf key;
+};
+
+static int cursor_next(struct store *st, struct cursor *c, struct cs_error *err)
 {
-	sqlite3_stmt *s = stmt(st, id, err);
-	int rc;
+	int rc = sqlite3_step(c->s);
+
+	if (rc == SQLITE_DONE) {
+		c->done = 1;
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		return db_error(st, err, "finalize");
+	buf_reset(&c->key);
+	buf_append(&c->key, sqlite3_column_text(c->s, 0), (size_t)sqlite3_column_bytes(c->s, 0));
+	return c->key.oom ? cs_error_set(err, CS_ERR_NOMEM, "out of memory") : 0;
+}
+
+/* Byte order, as SQLite's BINARY collation (memcmp, then the shorter first). */
+static int key_cmp(const struct cs_buf *a, const struct cs_buf *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(buf_str(a), buf_str(b), n);
+
+	return c ? c : (a->len < b->len ? -1 : a->len > b->len);
+}
+
+/* The intervals of one client, gathered from consecutive rows of the interval cursor. */
+struct client_history {
+	struct cs_buf id;
+	int present;          /* it has an interval open before this snapshot */
+	int64_t open_from;    /* that interval's from_snap */
+	int64_t first_seen;
+	int any;              /* it has any interval at all */
+};
+
+static int history_next(struct store *st, struct cursor *c, int64_t ours,
+			struct client_history *h, struct cs_error *err)
+{
+	h->present = h->any = 0;
+	h->first_seen = INT64_MAX;
+	buf_reset(&h->id);
+	while (!c->done) {
+		int64_t from = sqlite3_column_int64(c->s, 1);
+
+		if (h->any && key_cmp(&c->key, &h->id) != 0)
+			break;
+		/* rows this merge inserted may or may not be visited: they are ours, skip them */
+		if (from != ours) {
+			if (!h->any) {
+				buf_append(&h->id, c->key.data, c->key.len);
+				h->any = 1;
+			}
+			if (sqlite3_column_int64(c->s, 3) < h->first_seen)
+				h->first_seen = sqlite3_column_int64(c->s, 3);
+			if (sqlite3_column_type(c->s, 2) == SQLITE_NULL) {
+				h->present = 1;
+				h->open_from = from;
+			}
+		}
+		if (cursor_next(st, c, err) < 0)
+			return -1;
+	}
+	return h->id.oom ? cs_error_set(err, CS_ERR_NOMEM, "out of memory") : 0;
+}
+
+static int interval_open(struct store *st, const struct store_snap *snap, const struct cs_buf *id,
+			 int64_t first_seen, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_INTERVAL_OPEN, err);
 
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, group);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return db_error(st, err, "count");
-	}
-	*out = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return 0;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	sqlite3_bind_text(s, 2, id->data, (int)id->len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, snap->snapshot_id);
+	sqlite3_bind_int64(s, 4, first_seen);
+	return step_done(st, s, err);
 }
 
-int store_snapshot_complete(struct store *st, const struct store_snap *snap, int consistent,
-			    int64_t *added, int64_t *removed, int64_t *count, struct cs_error *err)
+static int interval_close(struct store *st, const struct store_snap *snap,
+			  const struct client_history *h, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_INTERVAL_CLOSE, err);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	sqlite3_bind_text(s, 2, h->id.data, (int)h->id.len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, h->open_from);
+	sqlite3_bind_int64(s, 4, snap->snapshot_id);
+	return step_done(st, s, err);
+}
+
+/*
+ * The merge: both sides ascend in byte order.  A staged ID without an open interval opens
+ * one (keeping the client's first_seen if it was here before); an open interval without a
+ * staged ID is closed.  Adjacent equal staged IDs are duplicates.  In a dry run the same walk
+ * only counts.
+ */
+static int merge(struct store *st, const struct store_snap *snap, int64_t now,
+		 struct store_tally *t, struct cs_error *err)
+{
+	struct cursor a = { NULL, 0, CS_BUF_INIT }, b = { NULL, 0, CS_BUF_INIT };
+	struct client_history h = { CS_BUF_INIT, 0, 0, 0, 0 };
+	struct cs_buf prev = CS_BUF_INIT;
+	int write = st->mode != STORE_DRYRUN, ret = -1;
+	/* a dry run inserts nothing, and its snapshot ids are not the database's */
+	int64_t ours = write ? snap->snapshot_id : -1;
+
+	memset(t, 0, sizeof(*t));
+	if (!(a.s = stmt(st, S_MERGE_STAGED, err)))
+		goto out;
+	sqlite3_bind_int64(a.s, 1, snap->group_key);
+	/* a second prepared statement can be stepped at the same time as the first */
+	if (sqlite3_prepare_v2(st->db, stmt_sql[S_MERGE_INTERVALS], -1, &b.s, NULL) != SQLITE_OK) {
+		db_error(st, err, "finalize");
+		goto out;
+	}
+	sqlite3_bind_int64(b.s, 1, snap->group_key);
+	if (cursor_next(st, &a, err) < 0 || cursor_next(st, &b, err) < 0 ||
+	    history_next(st, &b, ours, &h, err) < 0)
+		goto out;
+	while (!a.done || h.any) {
+		int c = a.done ? 1 : !h.any ? -1 : key_cmp(&a.key, &h.id);
+
+		if (c <= 0) {
+			/* a staged ID: new to the group, back again, or still here */
+			if (c < 0 || !h.present) {
+				t->added++;
+				if (write && interval_open(st, snap, &a.key, c == 0 ? h.first_seen : now,
+							   err) < 0)
+					goto out;
+			}
+			t->distinct++;
+			/* skip its duplicates */
+			buf_reset(&prev);
+			buf_append(&prev, a.key.data, a.key.len);
+			for (;;) {
+				if (cursor_next(st, &a, err) < 0)
+					goto out;
+				if (a.done || key_cmp(&a.key, &prev) != 0)
+					break;
+				t->duplicates++;
+			}
+			if (c == 0 && history_next(st, &b, ours, &h, err) < 0)
+				goto out;
+		} else {
+			/* a client of the group that was not staged: gone, if it was here */
+			if (h.present) {
+				t->removed++;
+				if (write && interval_close(st, snap, &h, err) < 0)
+					goto out;
+			}
+			if (history_next(st, &b, ours, &h, err) < 0)
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (a.s)
+		sqlite3_reset(a.s);
+	sqlite3_finalize(b.s);
+	buf_release(&a.key);
+	buf_release(&b.key);
+	buf_release(&h.id);
+	buf_release(&prev);
+	return ret;
+}
+
+int store_snapshot_complete(struct store *st, const struct store_snap *snap,
+			    store_verdict_fn verdict, void *arg, struct store_tally *t,
+			    struct cs_error *err)
 {
 	int64_t now = util_now_epoch();
+	enum store_verdict v;
 	char nowt[21];
 	sqlite3_stmt *s;
 
 	util_format_utc(now, nowt);
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (count_query(st, S_STAGE_COUNT, snap->group_key, count, err) < 0)
+	if (merge(st, snap, now, t, err) < 0)
 		goto fail;
-	if (st->mode == STORE_DRYRUN) {
-		if (count_query(st, S_COUNT_ADDED, snap->group_key, added, err) < 0 ||
-		    count_query(st, S_COUNT_REMOVED, snap->group_key, removed, err) < 0)
-			goto fail;
-	} else {
-		if (!(s = stmt(st, S_OPEN_ADDED, err)))
-			goto fail;
-		sqlite3_bind_int64(s, 1, snap->group_key);
-		sqlite3_bind_int64(s, 2, snap->snapshot_id);
-		sqlite3_bind_int64(s, 3, now);
-		if (step_done(st, s, err) < 0)
-			goto fail;
-		*added = sqlite3_changes(st->db);
-		if (!(s = stmt(st, S_CLOSE_REMOVED, err)))
-			goto fail;
-		sqlite3_bind_int64(s, 1, snap->group_key);
-		sqlite3_bind_int64(s, 2, snap->snapshot_id);
-		if (step_done(st, s, err) < 0)
-			goto fail;
-		*removed = sqlite3_changes(st->db);
+	v = verdict(arg, t);
+	if (v == STORE_REWALK) {
+		store_rollback(st);
+		return 1;
 	}
 	if (!(s = stmt(st, S_SNAP_COMPLETE, err)))
 		goto fail;
@@ -710,12 +843,12 @@ int store_snapshot_complete(struct store *st, const struct store_snap *snap, int
 	sqlite3_bind_text(s, 2, nowt, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 3, now);
 	sqlite3_bind_int64(s, 4, snap->cs.pages);
-	sqlite3_bind_int64(s, 5, *count);
+	sqlite3_bind_int64(s, 5, t->distinct);
 	if (snap->cs.total_reported >= 0)
 		sqlite3_bind_int64(s, 6, snap->cs.total_reported);
-	sqlite3_bind_int(s, 7, consistent ? 1 : 0);
-	sqlite3_bind_int64(s, 8, *added);
-	sqlite3_bind_int64(s, 9, *removed);
+	sqlite3_bind_int(s, 7, v == STORE_CONSISTENT);
+	sqlite3_bind_int64(s, 8, t->added);
+	sqlite3_bind_int64(s, 9, t->removed);
 	if (step_done(st, s, err) < 0 || drop_crawl(st, snap->group_key, err) < 0)
 		goto fail;
 	return store_commit(st, err);

@@ -53,9 +53,8 @@ int store_run_finish(struct store *st, int64_t run_id, const struct store_run_st
 struct store_crawl_state {
 	int64_t page_no;        /* the next page to request (from 1) */
 	char *next_token;       /* owned; the NextToken to send with it, or NULL */
-	int64_t pages;          /* pages stored so far */
-	int64_t distinct_ids;   /* distinct IDs staged so far */
-	int64_t duplicates;     /* IDs that came again on a later page */
+	int64_t pages;          /* pages staged by this walk (the next page's sequence number) */
+	int64_t staged_ids;     /* IDs staged by this walk, duplicates included */
 	int64_t total_reported; /* the latest Total, -1 before the first page */
 	int rewalked;           /* 1 once the group was walked again after a mismatch */
 };
@@ -76,23 +75,43 @@ int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_
 			 struct store_snap *snap, struct cs_error *err);
 void store_snap_release(struct store_snap *snap);
 
-/* Stages one page of IDs (inside the caller's transaction).  Adds to *new_ids the IDs not
- * staged before and to *dup_ids those already staged. */
+/* Stages one page of IDs as page number snap->cs.pages (inside the caller's transaction). */
 int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
-		     const size_t *lens, size_t n, int64_t *new_ids, int64_t *dup_ids,
-		     struct cs_error *err);
+		     const size_t *lens, size_t n, struct cs_error *err);
 
 /* Writes snap->cs as the group's checkpoint (inside the caller's transaction). */
 int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_error *err);
 
-/* Forgets the IDs staged so far, for a re-walk of the group. */
+/* Forgets the pages staged so far, for a re-walk of the group (caller's transaction). */
 int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs_error *err);
 
-/* Completes the snapshot in one transaction: opens intervals for IDs new to the group,
- * closes those of IDs no longer present, records counts and drops the staging.  Fills
- * *added, *removed and *count. */
-int store_snapshot_complete(struct store *st, const struct store_snap *snap, int consistent,
-			    int64_t *added, int64_t *removed, int64_t *count, struct cs_error *err);
+/* What finalizing found: distinct IDs staged, IDs staged more than once, and the changes
+ * against the group's previous complete snapshot. */
+struct store_tally {
+	int64_t distinct;
+	int64_t duplicates;
+	int64_t added;
+	int64_t removed;
+};
+
+/* Decides a finalized crawl's fate once its tally is known. */
+enum store_verdict {
+	STORE_REWALK = -1,       /* discard: write nothing, the group is walked again */
+	STORE_INCONSISTENT = 0,  /* complete, consistent = 0 */
+	STORE_CONSISTENT = 1,    /* complete, consistent = 1 */
+};
+typedef enum store_verdict (*store_verdict_fn)(void *arg, const struct store_tally *tally);
+
+/*
+ * Finalizes the crawl in one transaction: sorts the staged IDs and merges them with the
+ * group's intervals in one pass, opening an interval for each ID new to the group and
+ * closing those of IDs no longer present; then asks verdict.  On STORE_REWALK everything is
+ * rolled back and 1 is returned; otherwise the snapshot is complete, the staging dropped, and
+ * 0 is returned.  In a dry run nothing is written, only counted.
+ */
+int store_snapshot_complete(struct store *st, const struct store_snap *snap,
+			    store_verdict_fn verdict, void *arg, struct store_tally *tally,
+			    struct cs_error *err);
 
 /* Marks the snapshot failed with the service's code, message and request id (any may be
  * NULL).  keep_checkpoint keeps the staged pages so the next run resumes the crawl. */

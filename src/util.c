@@ -129,11 +129,19 @@ int util_parse_utc(const char *s, int64_t *out_epoch)
 
 void util_format_utc(int64_t epoch, char out[21])
 {
-	time_t t = (time_t)epoch;
+	time_t t;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* strftime leaves out undefined (unterminated, with glibc) when the text does not fit,
+	 * as with a REF age reaching back before year 0 (found by fuzz_ref): clamp to the
+	 * years that four digits can show */
+	if (epoch < -62167219200LL)
+		epoch = -62167219200LL; /* 0000-01-01T00:00:00Z */
+	if (epoch > 253402300799LL)
+		epoch = 253402300799LL; /* 9999-12-31T23:59:59Z */
+	t = (time_t)epoch;
+	if (!gmtime_r(&t, &tm) || !strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		out[0] = '\0';
 }
 
 int64_t util_now_epoch(void)
