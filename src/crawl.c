@@ -229,6 +229,11 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 	j->res->started_ms = now_ms();
 	j->res->resumed = j->snap.resumed_from != 0;
 	walk_reset(j);
+	if (j->snap.resumed_from && j->snap.cs.page_no == 0) {
+		/* the walk had ended; only finalizing was left */
+		j->state = J_DONE;
+		j->action = A_FINALIZE;
+	}
 	job_ctx(j, &ctx);
 	ctx.run = c->opts->run_id;
 	if (j->snap.resumed_from)
@@ -470,7 +475,10 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		return store_checkpoint(c->st, &j->snap, err);
 	}
 
-	/* Paging ended normally; settle() finalizes and checks the tally against Total. */
+	/* Paging ended normally; settle() finalizes and checks the tally against Total.  The
+	 * checkpoint says so (page 0), so a run killed while finalizing finalizes on resume
+	 * instead of fetching the last page again. */
+	cs->page_no = 0;
 	j->action = A_FINALIZE;
 	j->state = J_DONE;
 	return store_checkpoint(c->st, &j->snap, err);
@@ -709,6 +717,8 @@ static int launch(struct crawl *c, int64_t now, int64_t *wait_ms, struct cs_erro
 			continue;
 		if (j->state == J_PENDING && job_begin(c, j, err) < 0)
 			return -1;
+		if (j->state != J_READY)
+			continue; /* resumed with only its finalizing left */
 		if (j->not_before_ms > now) {
 			if (j->not_before_ms - now < *wait_ms)
 				*wait_ms = j->not_before_ms - now;

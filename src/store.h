@@ -51,7 +51,7 @@ int store_run_finish(struct store *st, int64_t run_id, const struct store_run_st
 
 /* Where a group's crawl stands; persisted as its checkpoint with every page. */
 struct store_crawl_state {
-	int64_t page_no;        /* the next page to request (from 1) */
+	int64_t page_no;        /* the next page to request (from 1); 0: the walk has ended */
 	char *next_token;       /* owned; the NextToken to send with it, or NULL */
 	int64_t pages;          /* pages staged by this walk (the next page's sequence number) */
 	int64_t staged_ids;     /* IDs staged by this walk, duplicates included */

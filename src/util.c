@@ -20,9 +20,14 @@ int util_parse_duration(const char *s, int64_t *out_ms)
 		int digits = 0;
 
 		while (isdigit((unsigned char)*s)) {
-			if (n > INT64_MAX / 10 - 10)
+			int digit = *s++ - '0';
+
+			/* the exact bound: "n > INT64_MAX / 10 - 10" refused some 19-digit counts
+			 * that fit, so util_format_duration's text did not always parse back
+			 * (found by fuzz_ref) */
+			if (n > (INT64_MAX - digit) / 10)
 				return -1;
-			n = n * 10 + (*s++ - '0');
+			n = n * 10 + digit;
 			digits++;
 		}
 		if (!digits)
