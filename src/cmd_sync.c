@@ -148,6 +148,33 @@ static int needs_discovery(const struct config *cfg, const struct plan_filter *f
 	return 0;
 }
 
+/* One line about the run: on a terminal always (a person is watching), otherwise only with
+ * -v, as a log line so that --log-format json stays one object per line. */
+static void print_summary(const struct cli_globals *g, int64_t run_id,
+			  const struct crawl_result *r, size_t n, const struct crawl_totals *t,
+			  int64_t ms)
+{
+	int64_t clients = 0, added = 0, removed = 0;
+	char line[512];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		clients += r[i].clients;
+		added += r[i].added;
+		removed += r[i].removed;
+	}
+	snprintf(line, sizeof(line),
+		 "run %" PRId64 ": %" PRId64 " of %zu group(s) complete, %" PRId64 " clients (+%" PRId64
+		 " -%" PRId64 "), %" PRId64 " requests, %" PRId64 " retries, %" PRId64
+		 " throttled, %.1fs", run_id, t->groups_ok, n, clients, added, removed, t->requests,
+		 t->retries, t->throttled, (double)ms / 1000.0);
+	if (g->log_format == LOG_TEXT && isatty(STDERR_FILENO) && g->verbosity >= 0 &&
+	    !log_enabled(LOG_INFO))
+		fprintf(stderr, "credsync: %s\n", line);
+	else
+		log_msg(LOG_INFO, NULL, "%s", line);
+}
+
 static void print_dry_run(const struct crawl_target *t, const struct crawl_result *r, size_t n)
 {
 	size_t i;
@@ -300,26 +327,14 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		};
 		struct cs_error merr = { 0 };
 
-		if (metrics_write(metrics_file, &m, &merr) < 0)
+		/* a failed run reports when the last good one was, from the database */
+		if (store_last_success(st, &m.last_success_epoch, &merr) < 0 ||
+		    metrics_write(metrics_file, &m, &merr) < 0)
 			log_msg(LOG_ERROR, NULL, "%s", merr.msg);
 	}
 	if (a.dry_run)
 		print_dry_run(targets, results, n);
-	if (log_enabled(LOG_INFO) || (isatty(STDERR_FILENO) && g->verbosity >= 0)) {
-		int64_t clients = 0, added = 0, removed = 0;
-
-		for (i = 0; i < n; i++) {
-			clients += results[i].clients;
-			added += results[i].added;
-			removed += results[i].removed;
-		}
-		fprintf(stderr,
-			"credsync: run %" PRId64 ": %" PRId64 " of %zu group(s) complete, %" PRId64
-			" clients (+%" PRId64 " -%" PRId64 "), %" PRId64 " requests, %" PRId64
-			" retries, %" PRId64 " throttled, %.1fs\n", run_id, totals.groups_ok, n,
-			clients, added, removed, totals.requests, totals.retries, totals.throttled,
-			(double)(util_mono_ms() - started) / 1000.0);
-	}
+	print_summary(g, run_id, results, n, &totals, util_mono_ms() - started);
 	if (rc < 0)
 		goto out;
 	ret = totals.groups_failed ? CMD_FAILED : CMD_OK;
