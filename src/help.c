@@ -1,6 +1,7 @@
 /*
  * help.c - the usage texts of `credsync --help`, `credsync help COMMAND` and COMMAND --help.
- * They follow the man page (contrib/man/credsync.1); change both together.
+ * They follow the man page (contrib/man/credsync.1); change both together
+ * (tests/integration/test_docs.py compares them).
  */
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +80,7 @@ static const struct help_text texts[] = {
 	  "added, removed, consistent, error.\n" },
 	{ "prune",
 	  "usage: credsync prune (--keep-last N | --older-than DURATION) [--dry-run] [--vacuum]\n"
+	  "                      [--wait DURATION]\n"
 	  "\n"
 	  "Deletes old snapshots and the interval data only they need.  What every kept snapshot\n"
 	  "contains is unchanged, and each group's latest complete snapshot is always kept.\n"
@@ -86,7 +88,8 @@ static const struct help_text texts[] = {
 	  "  --keep-last N          keep the N newest snapshots of each group\n"
 	  "  --older-than DURATION  delete snapshots finished more than DURATION ago (e.g. 90d)\n"
 	  "  --dry-run              print what would be deleted\n"
-	  "  --vacuum               compact the database file afterwards\n" },
+	  "  --vacuum               compact the database file afterwards\n"
+	  "  --wait DURATION        wait up to DURATION for a running sync's lock\n" },
 	{ "check",
 	  "usage: credsync check [--online]\n"
 	  "\n"
