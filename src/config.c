@@ -1188,7 +1188,10 @@ static int parse_instance(struct loader *ld, const struct node *map, size_t inde
 		if (key_is(k, "region")) {
 			if (get_string(ld, v, "region", "a region like cn-hangzhou", &s) < 0)
 				return -1;
-			if (!check_charset(s, "abcdefghijklmnopqrstuvwxyz0123456789-"))
+			/* the region becomes a label of the endpoint's host name, so it must be
+			 * one: at most 63 characters, no '-' at either end (found by fuzz_config) */
+			if (!check_charset(s, "abcdefghijklmnopqrstuvwxyz0123456789-") ||
+			    !check_hostname(s, strlen(s)))
 				return fail(ld, v, "region: expected a region like cn-hangzhou "
 					    "(lower-case letters, digits and '-'), got %s",
 					    describe(v, q, sizeof(q)));

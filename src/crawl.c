@@ -406,7 +406,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	retry_budget_refund(&c->budget, j->retry_spent ? j->retry_spent : 1);
 	j->retry_spent = 0;
 	j->attempt = 0;
-	rate_on_success(&j->ep->rl);
+	rate_on_success(&j->ep->rl, now_ms());
 
 	if (page->skipped) {
 		log_msg(LOG_WARN, &ctx,

@@ -88,7 +88,7 @@ int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 			if (res == API_OK) {
 				http_request_release(http, r);
 				qsort(out->groups, out->ngroups, sizeof(*out->groups), cmp_str);
-				rate_on_success(&rl);
+				rate_on_success(&rl, util_mono_ms());
 				return 0;
 			}
 			if (res == API_SERVICE_ERROR) {

@@ -141,6 +141,8 @@ void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms
 	rl->last_ms = now_ms;
 	rl->last_cut_ms = -1000000;
 	rl->adaptive = adaptive;
+	rl->window_start_ms = now_ms;
+	rl->measured_ok_rate = -1;
 }
 
 int64_t rate_take(struct rate_limiter *rl, int64_t now_ms)
@@ -160,20 +162,42 @@ int64_t rate_take(struct rate_limiter *rl, int64_t now_ms)
 	return (int64_t)((1.0 - rl->tokens) / rl->rate * 1000.0) + 1;
 }
 
+/* Closes the success window once it has lasted a second. */
+static void roll_window(struct rate_limiter *rl, int64_t now_ms)
+{
+	int64_t span = now_ms - rl->window_start_ms;
+
+	if (span >= 1000) {
+		rl->measured_ok_rate = (double)rl->window_ok * 1000.0 / (double)span;
+		rl->window_ok = 0;
+		rl->window_start_ms = now_ms;
+	}
+}
+
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 {
+	double measured, target;
+
 	if (!rl->adaptive || now_ms - rl->last_cut_ms < 500)
 		return;
+	roll_window(rl, now_ms);
+	measured = rl->measured_ok_rate;
+	if (measured < 0 && now_ms - rl->window_start_ms >= 200)
+		measured = (double)rl->window_ok * 1000.0 / (double)(now_ms - rl->window_start_ms);
 	rl->last_cut_ms = now_ms;
-	rl->rate *= 0.7;
-	if (rl->rate < rl->floor)
-		rl->rate = rl->floor;
+	target = rl->rate * 0.7;
+	/* what the service accepted is a better guess at its limit than what we asked for */
+	if (measured > 0 && measured * 0.7 < target)
+		target = measured * 0.7;
+	rl->rate = target < rl->floor ? rl->floor : target;
 	if (rl->tokens > 0)
 		rl->tokens = 0;
 }
 
-void rate_on_success(struct rate_limiter *rl)
+void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
 {
+	rl->window_ok++;
+	roll_window(rl, now_ms);
 	if (!rl->adaptive || rl->rate >= rl->ceiling)
 		return;
 	/* +1/rate per success is about +1 qps per second at the current rate */

@@ -55,11 +55,12 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount);
 
 /*
  * The client-side rate limiter of one endpoint: a token bucket whose rate starts at the
- * configured qps (the ceiling).  In adaptive mode every throttled response cuts the rate
- * multiplicatively (x0.7, at most once per 500 ms so that a burst of rejections in flight
- * counts once) and every success raises it additively by about 1 qps per second of
- * successes, so the rate settles just under the service's real limit (AIMD, as TCP and AWS's
- * adaptive mode do).
+ * configured qps (the ceiling).  In adaptive mode a throttled response cuts the rate to 0.7
+ * times what the service actually accepted over the last second (or 0.7 times the current
+ * rate, if lower), at most once per 500 ms so a burst of rejections in flight counts once;
+ * every success raises it additively by about 1 qps per second.  So the rate settles just
+ * under the service's real limit (AIMD, as TCP and AWS's adaptive retry mode do), even when
+ * the configured ceiling is far above it.
  */
 struct rate_limiter {
 	double ceiling;      /* configured qps */
@@ -70,11 +71,15 @@ struct rate_limiter {
 	int64_t last_ms;
 	int64_t last_cut_ms;
 	int adaptive;
+	/* successes per second, measured over whole windows of about a second */
+	int64_t window_start_ms;
+	int64_t window_ok;
+	double measured_ok_rate; /* of the last full window; < 0 before one ended */
 };
 void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms);
 /* Takes a token: returns 0, or the milliseconds until one is available. */
 int64_t rate_take(struct rate_limiter *rl, int64_t now_ms);
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms);
-void rate_on_success(struct rate_limiter *rl);
+void rate_on_success(struct rate_limiter *rl, int64_t now_ms);
 
 #endif

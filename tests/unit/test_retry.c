@@ -103,8 +103,26 @@ static void test_rate(void)
 	rate_on_throttle(&rl, 1600);
 	CHECK(rl.rate < 25);
 	for (sent = 0; sent < 10000; sent++)
-		rate_on_success(&rl);
+		rate_on_success(&rl, 2000 + sent);
 	CHECK(rl.rate == 50);
+
+	/* a ceiling far above the service's limit: the cut goes to what the service accepted
+	 * (20/s measured over the last second), not merely 0.7 x 200 */
+	rate_init(&rl, 200, 1, 0);
+	for (t = 0; t < 1000; t += 50)
+		rate_on_success(&rl, t);
+	rate_on_success(&rl, 1000);   /* closes the first window: 21 in 1 s */
+	rate_on_throttle(&rl, 1100);
+	CHECK(rl.rate > 13 && rl.rate < 16);
+	/* the additive increase is about 1 qps per second of successes */
+	{
+		double before = rl.rate;
+		int64_t now = 1100;
+
+		for (sent = 0; sent < 150; sent++)
+			rate_on_success(&rl, now += 1000 / 15);
+		CHECK(rl.rate > before + 7 && rl.rate < before + 13);
+	}
 	/* the wait reported is the time to the next token */
 	rate_init(&rl, 2, 0, 0);
 	CHECK(rate_take(&rl, 0) == 0);
