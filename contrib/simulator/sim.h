@@ -1,0 +1,283 @@
+/*
+ * sim.h - credsync-sim, a stand-in for the OnsMqtt endpoint: what its files share.
+ *
+ * sim_main.c owns the options, the HTTP server and request routing; sim_data.c the dataset
+ * (groups of sorted client IDs, paging tokens, mutation, JSON strings); sim_auth.c the
+ * signature, timestamp, nonce and security-token checks; sim_api.c the RPC actions, injected
+ * faults and rate limits; sim_ctl.c the /_sim control endpoints and the counters.
+ *
+ * Locking: sim_server.lock guards everything mutable in struct sim_server (dataset, nonces,
+ * counters, random state, buckets).  Each function says whether it expects the lock held.
+ * Nothing sleeps or does I/O while holding it.
+ */
+#ifndef CREDSYNC_SIM_H
+#define CREDSYNC_SIM_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "error.h"
+#include "sign.h"
+
+#define SIM_API_VERSION "2020-04-20"
+#define SIM_HOST_ID "onsmqtt.sim.aliyuncs.com"
+#define SIM_MAX_PARAMS 64             /* per request, query and form body together */
+#define SIM_MAX_BODY (1024 * 1024)    /* a form body larger than this is refused */
+#define SIM_MAX_IDS 50000000          /* client IDs in all groups together */
+#define SIM_NONCE_WINDOW 2000000      /* nonces remembered */
+#define SIM_MAX_COUNTERS 256          /* distinct names per counter map */
+#define SIM_LEN_ESCAPE 0x80000000u    /* see sim_group.lens */
+
+/* ---- options (sim_main.c fills them once; read-only afterwards) ---- */
+
+enum sim_last_token {
+	SIM_LAST_TOKEN_ABSENT,  /* the last page has no NextToken */
+	SIM_LAST_TOKEN_EMPTY,   /* ... has NextToken "" */
+	SIM_LAST_TOKEN_SAME,    /* ... echoes the token the request sent */
+};
+
+enum sim_fault_kind {
+	SIM_FAULT_ERROR,        /* an error body with the fault's Code */
+	SIM_FAULT_RESET,        /* close the connection, no response */
+	SIM_FAULT_TIMEOUT,      /* hang, then close with no response */
+	SIM_FAULT_TRUNCATED,    /* the real response cut in half */
+	SIM_FAULT_GARBAGE,      /* 64 random bytes as application/json */
+	SIM_FAULT_HTML,         /* a proxy's 502 page */
+};
+
+struct sim_fault {
+	char *code;             /* owned */
+	double rate;
+	char *instance;         /* owned; NULL: every instance */
+	char *group;            /* owned; NULL: every group */
+	enum sim_fault_kind kind;
+	unsigned status;        /* SIM_FAULT_ERROR: the HTTP status */
+	const char *message;    /* SIM_FAULT_ERROR: static text */
+	int throttle;           /* counted as throttled; gets x-acs-retry-after */
+};
+
+struct sim_options {
+	char *listen_host;      /* owned */
+	unsigned listen_port;
+	const char *port_file;
+	const char *key_id;
+	const char *key_secret; /* from argv, the environment or the default */
+	const char *security_token;   /* NULL: requests may carry any or none */
+	const char *dataset;
+	long instances, groups, devices;
+	uint64_t seed;
+	int seed_set;           /* --seed given: the random choices repeat from run to run */
+	struct sim_fault *faults;     /* owned */
+	size_t nfaults;
+	double qps;             /* 0: unlimited */
+	int64_t latency_ms;
+	int64_t hang_ms;
+	int64_t retry_after_ms; /* <0: no x-acs-retry-after header */
+	enum sim_last_token last_token;
+	int no_token;
+	long page_cap;          /* 0: none */
+	int total_as_number;
+	int64_t max_skew_s;
+	double churn;
+	double list_group_qps;  /* 0: unlimited */
+	int verbose;
+};
+
+/* ---- dataset (sim_data.c) ---- */
+
+struct sim_group {
+	char *id;               /* owned */
+	char **ids;             /* owned array, sorted by strcmp, no duplicates; each string
+	                         * lies in arena or was malloc'd on its own */
+	uint32_t *lens;         /* owned, parallel to ids: strlen, SIM_LEN_ESCAPE when the ID
+	                         * needs JSON escaping, so a page rarely has to scan bytes */
+	size_t n, cap;
+	char *arena;            /* owned; the strings loaded or generated at startup */
+	size_t arena_len;
+	int generated;          /* new IDs continue the dev-NNNNNNN numbering */
+	uint64_t next_seq;      /* number of the next new ID */
+	int64_t create_ms;
+};
+
+struct sim_instance {
+	char *id;               /* owned */
+	struct sim_group *groups;     /* owned, sorted by id */
+	size_t ngroups;
+};
+
+struct sim_dataset {
+	struct sim_instance *inst;    /* owned, sorted by id */
+	size_t ninst;
+};
+
+/* Loads a --dataset file.  Returns 0, or -1 with err set (CS_ERR_CONFIG for bad content,
+ * CS_ERR_RUNTIME for I/O) naming the file and the JSON path at fault. */
+int sim_data_load_file(struct sim_dataset *d, const char *path, struct cs_error *err);
+/* Builds mqtt-sim-1..N / GID_sim_1..N / GID_sim_G@@@dev-NNNNNNN.  Returns 0 or -1 (err set). */
+int sim_data_generate(struct sim_dataset *d, long ninst, long ngroups, long ndevices,
+		      struct cs_error *err);
+void sim_data_release(struct sim_dataset *d);
+
+struct sim_instance *sim_data_instance(const struct sim_dataset *d, const char *id);
+struct sim_group *sim_data_group(const struct sim_instance *inst, const char *id);
+/* Index of the first ID strictly greater than key. */
+size_t sim_group_upper_bound(const struct sim_group *g, const char *key);
+/* Adds one new ID (see sim_group.generated); returns it (owned by the group) or NULL on OOM. */
+const char *sim_group_add_new(struct sim_group *g);
+/* Removes the ID at index i, appending it as a JSON list item to removed (see sim_json_item)
+ * when removed is not NULL. */
+void sim_group_remove_at(struct sim_group *g, size_t i, struct cs_buf *removed, size_t *count);
+/* Appends IDs [start, end) as the items of a JSON list (no brackets). */
+void sim_group_page_json(const struct sim_group *g, size_t start, size_t end, struct cs_buf *out);
+/* Appends the whole dataset in the --dataset format. */
+void sim_data_dump(const struct sim_dataset *d, struct cs_buf *out);
+
+/* NextToken: a version tag, the hex of the last served ID and a checksum. */
+void sim_token_encode(struct cs_buf *out, const char *id);
+/* Decodes into out (reset first).  Returns 0, or -1 when tok is not one of ours. */
+int sim_token_decode(struct cs_buf *out, const char *tok);
+
+/* Appends s as a JSON string: '"' and '\' escaped, control bytes as \u00XX, the rest as is. */
+void sim_json_str(struct cs_buf *out, const char *s);
+/* Appends s as a JSON list item, with a comma unless it is the first (*count == 0). */
+void sim_json_item(struct cs_buf *out, size_t *count, const char *s);
+
+/* ---- server state ---- */
+
+struct sim_bucket {
+	double tokens, rate, burst;
+	int64_t last_us;
+};
+
+struct sim_counter {
+	char name[64];
+	uint64_t n;
+};
+
+struct sim_counters {
+	struct sim_counter v[SIM_MAX_COUNTERS];
+	size_t n;
+};
+
+struct sim_stats {
+	uint64_t requests, rpc_requests, pages, throttled;
+	struct sim_counters by_action, by_code, faults;
+};
+
+/* A bounded set of recently used nonces, kept as 64-bit hashes: an open-addressing table
+ * for lookups and a ring that evicts the oldest once the window is full. */
+struct sim_nonces {
+	uint64_t *table;        /* owned; 0 marks a free slot */
+	size_t mask;
+	uint64_t *ring;         /* owned */
+	size_t window, count, head;
+};
+
+struct sim_server {
+	const struct sim_options *opt;
+	pthread_mutex_t lock;
+	struct sim_dataset data;      /* lock */
+	struct sim_stats stats;       /* lock */
+	struct sim_nonces nonces;     /* lock */
+	uint64_t rng[4];              /* lock; xoshiro256** */
+	struct sim_bucket qps;        /* lock */
+	struct sim_bucket list_group; /* lock */
+	uint64_t reqid_hi;
+	atomic_uint_fast64_t reqid_seq;
+	atomic_int stopping;          /* set on SIGTERM: sleeping handlers give up */
+};
+
+/* Uniform 64-bit / [0,1) draws; the lock must be held. */
+uint64_t sim_rand(struct sim_server *s);
+double sim_rand_unit(struct sim_server *s);
+/* Microseconds on the monotonic clock. */
+int64_t sim_now_us(void);
+/* Sleeps ms, waking early once the server is stopping. */
+void sim_sleep_ms(struct sim_server *s, int64_t ms);
+
+/* ---- one request and its reply ---- */
+
+struct sim_req {
+	struct MHD_Connection *conn;
+	const char *method;           /* MHD's */
+	const char *url;              /* MHD's, decoded path */
+	struct cs_buf body;           /* the upload, as received */
+	struct cs_buf form;           /* a decoded copy of a form body; params point into it */
+	int body_too_large;
+	struct sign_param params[SIM_MAX_PARAMS];   /* query first, then form body */
+	uint32_t param_hash[SIM_MAX_PARAMS];        /* of each name: lookups skip most strcmp */
+	size_t nparams, nquery;
+	int too_many_params;
+	struct cs_buf out;            /* the response body being built */
+	struct cs_buf tmp;            /* scratch: canonical query, decoded token */
+	struct cs_buf tmp2;           /* scratch: string to sign */
+	char request_id[37];
+};
+
+struct sim_reply {
+	unsigned status;              /* 0: close the connection without a response */
+	const char *content_type;
+	const char *code;             /* the error Code answered, NULL on success */
+	int throttled;
+	int page;                     /* a ListDeviceCredentialClientId page was served */
+	const char *fault;            /* the fault injected, if any */
+	int64_t retry_after_ms;       /* <0: no header */
+	int64_t delay_ms;             /* sleep before answering */
+};
+
+/* The request's parameter (query or form body) or NULL. */
+const char *sim_param(const struct sim_req *r, const char *name);
+/* The name of a parameter given more than once, or NULL. */
+const char *sim_param_repeated(const struct sim_req *r);
+/* A request header (case-insensitive name) or NULL. */
+const char *sim_header(const struct sim_req *r, const char *name);
+
+/* Fills reply and r->out with an error body: {"RequestId","HostId","Code","Message",
+ * "Recommend"}.  The message is printf-style. */
+void sim_error(struct sim_req *r, struct sim_reply *rep, unsigned status, const char *code,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void sim_new_request_id(struct sim_server *s, char out[37]);
+
+/* ---- sim_auth.c ---- */
+
+int sim_nonces_init(struct sim_nonces *n, size_t window);
+void sim_nonces_release(struct sim_nonces *n);
+/* 1 when nonce was seen within the window, else records it and returns 0.  Lock held. */
+int sim_nonces_check_add(struct sim_nonces *n, const char *nonce);
+
+/* What the authentication step learned about the call. */
+struct sim_call {
+	int v3;
+	const char *action;           /* NULL when missing */
+	const char *version;
+	const char *instance;         /* InstanceId param, for fault scopes */
+	const char *group;            /* GroupId param */
+};
+
+/* Picks the signature style and finds the action, version and scope; no checks. */
+void sim_call_describe(const struct sim_req *r, struct sim_call *call);
+/* Verifies the signature, key, timestamp, nonce and token.  Returns 0, or -1 with the error
+ * reply filled.  Takes the lock only for the nonce set. */
+int sim_auth_check(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
+		   struct sim_reply *rep);
+
+/* ---- sim_api.c ---- */
+
+/* Serves one RPC request (path "/").  Fills rep and r->out; records the counters. */
+void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
+/* Validates a --fault spec's code and fills kind/status/message/throttle.  Returns 0 or -1. */
+int sim_fault_classify(struct sim_fault *f);
+void sim_bucket_init(struct sim_bucket *b, double rate, double burst);
+
+/* ---- sim_ctl.c ---- */
+
+/* Serves /_sim/...: mutate, stats, reset-stats, dump. */
+void sim_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
+/* Adds 1 to name's counter (names beyond SIM_MAX_COUNTERS share "(other)").  Lock held. */
+void sim_counter_add(struct sim_counters *c, const char *name);
+
+#endif

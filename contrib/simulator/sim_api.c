@@ -1,0 +1,628 @@
+/*
+ * sim_api.c - the RPC side of the simulator: one request on "/" goes through fault draw,
+ * authentication, version, the server-wide rate limit, injected errors and finally the
+ * action (ListDeviceCredentialClientId, ListGroupId; the secret-returning actions are
+ * refused and counted).  It owns the error body format, RequestIds, the fault table and the
+ * token buckets.
+ *
+ * The success body of ListDeviceCredentialClientId is written by hand, under the lock, into
+ * the request's reusable buffer: it is the hot path of every benchmark.
+ */
+#include "sim.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MSG_THROTTLED "Request was denied due to user flow control."
+#define MSG_OVERFLOW "An error occurred while processing your request. Please try again."
+#define MSG_TOKEN_OVERFLOW "You have applied for tokens too many times. Please try again later."
+#define MSG_INTERNAL "An error occurred while processing your request. Try again later."
+#define MSG_UNAVAILABLE "The request has failed due to a temporary failure of the server."
+#define MSG_STS "An error occurred while checking the account information by the STS token."
+#define MSG_PARAMS "An error occurred while validating the parameters. " \
+	"The parameters may be missing or invalid."
+#define MSG_PARAM "An error occurred while validating the parameter. " \
+	"The parameter may be missing or invalid."
+#define MSG_INSTANCE "An error occurred while validating the permissions of the instance. " \
+	"Please verify the account that created the instance and its permissions settings."
+#define MSG_GROUP "An error occurred while validating the resource permissions. Please check " \
+	"the account that created the instance, topic, and GroupId, and check their " \
+	"permission settings."
+
+/* ---- errors and request ids ---- */
+
+void sim_error(struct sim_req *r, struct sim_reply *rep, unsigned status, const char *code,
+	       const char *fmt, ...)
+{
+	struct cs_buf msg = CS_BUF_INIT;
+	va_list ap;
+	int n;
+
+	/* the arguments may point into r->tmp or r->tmp2, never into r->out */
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n >= 0) {
+		char *p = malloc((size_t)n + 1);
+
+		if (p) {
+			va_start(ap, fmt);
+			vsnprintf(p, (size_t)n + 1, fmt, ap);
+			va_end(ap);
+			buf_append(&msg, p, (size_t)n);
+			free(p);
+		}
+	}
+	buf_reset(&r->out);
+	buf_puts(&r->out, "{\"RequestId\":\"");
+	buf_puts(&r->out, r->request_id);
+	buf_puts(&r->out, "\",\"HostId\":\"" SIM_HOST_ID "\",\"Code\":");
+	sim_json_str(&r->out, code);
+	buf_puts(&r->out, ",\"Message\":");
+	sim_json_str(&r->out, buf_str(&msg));
+	buf_puts(&r->out, ",\"Recommend\":\"https://api.aliyun.com/troubleshoot?q=");
+	sign_percent_encode(&r->out, code, strlen(code));
+	buf_puts(&r->out, "\"}");
+	buf_release(&msg);
+	rep->status = status;
+	rep->code = code;
+	rep->content_type = "application/json;charset=utf-8";
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void put_hex(char *p, uint64_t v, int digits)
+{
+	static const char hx[] = "0123456789ABCDEF";
+
+	while (digits--) {
+		p[digits] = hx[v & 15];
+		v >>= 4;
+	}
+}
+
+void sim_new_request_id(struct sim_server *s, char out[37])
+{
+	/* splitmix64 is a bijection, so distinct sequence numbers give distinct ids */
+	uint64_t hi = s->reqid_hi, lo = splitmix64(atomic_fetch_add(&s->reqid_seq, 1));
+
+	put_hex(out, hi >> 32, 8);
+	out[8] = '-';
+	put_hex(out + 9, hi >> 16, 4);
+	out[13] = '-';
+	put_hex(out + 14, hi, 4);
+	out[18] = '-';
+	put_hex(out + 19, lo >> 48, 4);
+	out[23] = '-';
+	put_hex(out + 24, lo, 12);
+	out[36] = '\0';
+}
+
+/* ---- rate limits ---- */
+
+void sim_bucket_init(struct sim_bucket *b, double rate, double burst)
+{
+	b->rate = rate;
+	b->burst = burst;
+	b->tokens = burst;
+	b->last_us = sim_now_us();
+}
+
+/* Takes one token; the lock must be held.  Returns 1 when there was one. */
+static int bucket_take(struct sim_bucket *b)
+{
+	int64_t now = sim_now_us();
+
+	b->tokens += (double)(now - b->last_us) * b->rate / 1e6;
+	if (b->tokens > b->burst)
+		b->tokens = b->burst;
+	b->last_us = now;
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
+}
+
+static int bucket_take_locked(struct sim_server *s, struct sim_bucket *b)
+{
+	int ok;
+
+	pthread_mutex_lock(&s->lock);
+	ok = bucket_take(b);
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static void throttle_error(struct sim_server *s, struct sim_req *r, struct sim_reply *rep,
+			   unsigned status, const char *code, const char *msg)
+{
+	sim_error(r, rep, status, code, "%s", msg);
+	rep->throttled = 1;
+	rep->retry_after_ms = s->opt->retry_after_ms;
+}
+
+/* ---- faults ---- */
+
+static const struct {
+	const char *code;
+	unsigned status;
+	int throttle;
+	const char *message;
+} known_codes[] = {
+	{ "SystemOverFlow", 500, 1, MSG_OVERFLOW },
+	{ "ApplyTokenOverFlow", 400, 1, MSG_TOKEN_OVERFLOW },
+	{ "InternalError", 500, 0, MSG_INTERNAL },
+	{ "Throttling", 400, 1, MSG_THROTTLED },
+	{ "Throttling.User", 400, 1, MSG_THROTTLED },
+	{ "Throttling.Api", 400, 1, MSG_THROTTLED },
+	{ "ServiceUnavailable", 503, 0, MSG_UNAVAILABLE },
+	{ "CheckAccountInfoFailed", 400, 0, MSG_STS },
+	{ "InstancePermissionCheckFailed", 400, 0, MSG_INSTANCE },
+	{ "PermissionCheckFailed", 400, 0, MSG_GROUP },
+	{ "ParameterCheckFailed", 400, 0, MSG_PARAMS },
+	{ "ApiNotSupport", 404, 0, "The specified API is not supported." },
+	{ "InvalidAccessKeyId.NotFound", 404, 0, "Specified access key is not found." },
+	{ "SignatureDoesNotMatch", 400, 0, "Specified signature is not matched with our calculation." },
+};
+
+static const struct {
+	const char *code;
+	enum sim_fault_kind kind;
+} network_faults[] = {
+	{ "reset", SIM_FAULT_RESET },
+	{ "timeout", SIM_FAULT_TIMEOUT },
+	{ "truncated", SIM_FAULT_TRUNCATED },
+	{ "garbage", SIM_FAULT_GARBAGE },
+	{ "html", SIM_FAULT_HTML },
+};
+
+int sim_fault_classify(struct sim_fault *f)
+{
+	const char *p;
+	size_t i;
+
+	if (!*f->code)
+		return -1;
+	for (p = f->code; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			return -1;
+	for (i = 0; i < sizeof(network_faults) / sizeof(network_faults[0]); i++) {
+		if (!strcmp(f->code, network_faults[i].code)) {
+			f->kind = network_faults[i].kind;
+			return 0;
+		}
+	}
+	f->kind = SIM_FAULT_ERROR;
+	f->status = 400;
+	f->message = "The request failed (fault injected by credsync-sim).";
+	for (i = 0; i < sizeof(known_codes) / sizeof(known_codes[0]); i++) {
+		if (!strcmp(f->code, known_codes[i].code)) {
+			f->status = known_codes[i].status;
+			f->throttle = known_codes[i].throttle;
+			f->message = known_codes[i].message;
+		}
+	}
+	return 0;
+}
+
+/* One uniform draw picks at most one of the faults that apply to this call's scope. */
+static const struct sim_fault *draw_fault(struct sim_server *s, const struct sim_call *call)
+{
+	const struct sim_options *o = s->opt;
+	double u, acc = 0;
+	size_t i;
+
+	if (!o->nfaults)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	u = sim_rand_unit(s);
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; i < o->nfaults; i++) {
+		const struct sim_fault *f = &o->faults[i];
+
+		if (f->instance && (!call->instance || strcmp(f->instance, call->instance)))
+			continue;
+		if (f->group && (!call->group || strcmp(f->group, call->group)))
+			continue;
+		acc += f->rate;
+		if (u < acc)
+			return f;
+	}
+	return NULL;
+}
+
+static const char nginx_502[] =
+	"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+	"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+	"</body>\r\n</html>\r\n";
+
+/* Applies a fault that acts before authentication; truncation waits for the real reply. */
+static void network_fault(struct sim_server *s, struct sim_req *r, const struct sim_fault *f,
+			  struct sim_reply *rep)
+{
+	unsigned char junk[64];
+	size_t i;
+
+	rep->fault = f->code;
+	buf_reset(&r->out);
+	switch (f->kind) {
+	case SIM_FAULT_RESET:
+		rep->status = 0;
+		break;
+	case SIM_FAULT_TIMEOUT:
+		rep->status = 0;
+		rep->delay_ms = s->opt->hang_ms;
+		break;
+	case SIM_FAULT_GARBAGE:
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < sizeof(junk); i += 8) {
+			uint64_t v = sim_rand(s);
+
+			memcpy(junk + i, &v, 8);
+		}
+		pthread_mutex_unlock(&s->lock);
+		/* 0xFF never occurs in UTF-8 and cannot start JSON: the body is surely garbage */
+		junk[0] = 0xFF;
+		buf_append(&r->out, junk, sizeof(junk));
+		rep->status = 200;
+		rep->content_type = "application/json;charset=utf-8";
+		break;
+	case SIM_FAULT_HTML:
+		buf_append(&r->out, nginx_502, sizeof(nginx_502) - 1);
+		rep->status = 502;
+		rep->content_type = "text/html";
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- ListDeviceCredentialClientId ---- */
+
+/* Parses a plain decimal (digits only, at most 18 of them).  Returns 0 or -1. */
+static int parse_count(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+
+	for (; *s; s++, n++) {
+		if (*s < '0' || *s > '9' || n == 18)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (!n)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void put_u64(struct cs_buf *b, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+static void quoted(const char *s, char *out, size_t outlen)
+{
+	util_quote_bytes(s, strlen(s), out, outlen);
+}
+
+static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
+{
+	static const char *const required[] = { "InstanceId", "GroupId", "PageNo", "PageSize" };
+	const struct sim_options *o = s->opt;
+	const char *tok = sim_param(r, "NextToken"), *v[4];
+	struct sim_instance *in;
+	struct sim_group *g;
+	struct cs_buf *out = &r->out;
+	uint64_t page_no, page_size, eff, start, end, i;
+	int use_token, bad_token = 0;
+	char q[128];
+
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		v[i] = sim_param(r, required[i]);
+		if (!v[i] || !*v[i]) {
+			sim_error(r, rep, 400, "ParameterCheckFailed", MSG_PARAMS " Missing: %s.",
+				  required[i]);
+			return;
+		}
+	}
+	if (parse_count(v[3], &page_size) < 0 || page_size < 1 || page_size > 100) {
+		quoted(v[3], q, sizeof(q));
+		sim_error(r, rep, 400, "InvalidParameter.PageSize",
+			  MSG_PARAM " PageSize must be an integer from 1 to 100, not '%s'.", q);
+		return;
+	}
+	if (parse_count(v[2], &page_no) < 0 || page_no < 1) {
+		quoted(v[2], q, sizeof(q));
+		sim_error(r, rep, 400, "InvalidParameter.PageNo",
+			  MSG_PARAM " PageNo must be an integer of at least 1, not '%s'.", q);
+		return;
+	}
+	eff = o->page_cap && (uint64_t)o->page_cap < page_size ? (uint64_t)o->page_cap : page_size;
+	/* --no-token is pure PageNo paging: a token the client sends anyway is ignored */
+	use_token = tok && *tok && !o->no_token;
+	if (use_token && sim_token_decode(&r->tmp, tok) < 0)
+		bad_token = 1;
+
+	pthread_mutex_lock(&s->lock);
+	in = sim_data_instance(&s->data, v[0]);
+	g = in ? sim_data_group(in, v[1]) : NULL;
+	if (!g || bad_token) {
+		pthread_mutex_unlock(&s->lock);
+		if (!in)
+			sim_error(r, rep, 400, "InstancePermissionCheckFailed", MSG_INSTANCE);
+		else if (!g)
+			sim_error(r, rep, 400, "PermissionCheckFailed", MSG_GROUP);
+		else
+			sim_error(r, rep, 400, "InvalidParameter.NextToken",
+				  MSG_PARAM " NextToken is not a token this service issued.");
+		return;
+	}
+	if (use_token)
+		start = sim_group_upper_bound(g, buf_str(&r->tmp));
+	else
+		start = page_no - 1 >= g->n / eff + 1 ? g->n : (page_no - 1) * eff;
+	if (start > g->n)
+		start = g->n;
+	end = start + eff < g->n ? start + eff : g->n;
+
+	buf_reset(out);
+	buf_puts(out, "{\"RequestId\":\"");
+	buf_puts(out, r->request_id);
+	buf_puts(out, "\",\"DeviceCredentialClientIdList\":{\"Total\":");
+	if (!o->total_as_number)
+		buf_putc(out, '"');
+	put_u64(out, g->n);
+	buf_puts(out, o->total_as_number ? ",\"ClientIdList\":[" : "\",\"ClientIdList\":[");
+	sim_group_page_json(g, (size_t)start, (size_t)end, out);
+	buf_puts(out, "],\"PageNo\":\"");
+	put_u64(out, page_no);
+	buf_puts(out, "\",\"PageSize\":\"");
+	put_u64(out, eff);
+	buf_putc(out, '"');
+	if (!o->no_token) {
+		if (end < g->n) {
+			buf_puts(out, ",\"NextToken\":\"");
+			sim_token_encode(out, g->ids[end - 1]);
+			buf_putc(out, '"');
+		} else if (o->last_token == SIM_LAST_TOKEN_EMPTY) {
+			buf_puts(out, ",\"NextToken\":\"\"");
+		} else if (o->last_token == SIM_LAST_TOKEN_SAME && tok) {
+			buf_puts(out, ",\"NextToken\":");
+			sim_json_str(out, tok);
+		}
+	}
+	buf_puts(out, "}}");
+
+	/* the data moves under a crawler's feet, as it does on the real service */
+	if (o->churn > 0 && sim_rand_unit(s) < o->churn) {
+		if (g->n)
+			sim_group_remove_at(g, (size_t)(sim_rand(s) % g->n), NULL, NULL);
+		sim_group_add_new(g);
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	rep->status = 200;
+	rep->page = 1;
+	rep->content_type = "application/json;charset=utf-8";
+}
+
+/* ---- ListGroupId ---- */
+
+static void list_groups(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
+{
+	const struct sim_options *o = s->opt;
+	const char *id = sim_param(r, "InstanceId");
+	struct sim_instance *in;
+	struct cs_buf *out = &r->out;
+	size_t i;
+
+	if (!id || !*id) {
+		sim_error(r, rep, 400, "ParameterCheckFailed", MSG_PARAMS " Missing: InstanceId.");
+		return;
+	}
+	if (o->list_group_qps > 0 && !bucket_take_locked(s, &s->list_group)) {
+		throttle_error(s, r, rep, 400, "Throttling.User", MSG_THROTTLED);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	in = sim_data_instance(&s->data, id);
+	if (!in) {
+		pthread_mutex_unlock(&s->lock);
+		sim_error(r, rep, 400, "InstancePermissionCheckFailed", MSG_INSTANCE);
+		return;
+	}
+	buf_reset(out);
+	buf_puts(out, "{\"RequestId\":\"");
+	buf_puts(out, r->request_id);
+	buf_puts(out, "\",\"Data\":[");
+	for (i = 0; i < in->ngroups; i++) {
+		const struct sim_group *g = &in->groups[i];
+
+		if (i)
+			buf_putc(out, ',');
+		buf_puts(out, "{\"GroupId\":");
+		sim_json_str(out, g->id);
+		buf_puts(out, ",\"InstanceId\":");
+		sim_json_str(out, in->id);
+		buf_printf(out, ",\"CreateTime\":%lld,\"UpdateTime\":%lld", (long long)g->create_ms,
+			   (long long)g->create_ms);
+		buf_puts(out, ",\"IndependentNaming\":true,\"Tags\":[]}");
+	}
+	buf_puts(out, "]}");
+	pthread_mutex_unlock(&s->lock);
+	rep->status = 200;
+	rep->content_type = "application/json;charset=utf-8";
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
+		     struct sim_reply *rep)
+{
+	static const char *const secret_actions[] = {
+		"GetDeviceCredential", "RegisterDeviceCredential", "RefreshDeviceCredential",
+	};
+	char q[128];
+	size_t i;
+
+	if (!strcmp(call->action, "ListDeviceCredentialClientId")) {
+		list_clients(s, r, rep);
+		return;
+	}
+	if (!strcmp(call->action, "ListGroupId")) {
+		list_groups(s, r, rep);
+		return;
+	}
+	for (i = 0; i < sizeof(secret_actions) / sizeof(secret_actions[0]); i++) {
+		if (!strcmp(call->action, secret_actions[i])) {
+			sim_error(r, rep, 400, "Forbidden.Simulator",
+				  "%s returns device secrets; credsync must never call it.",
+				  secret_actions[i]);
+			return;
+		}
+	}
+	quoted(call->action, q, sizeof(q));
+	sim_error(r, rep, 404, "InvalidAction.NotFound",
+		  "Specified api is not found, please check your url and method. (Action '%s')", q);
+}
+
+/* Checks that the request is a well-formed RPC call at all.  Returns 0 or -1 (reply set). */
+static int check_request(struct sim_req *r, struct sim_reply *rep)
+{
+	const char *dup;
+	char q[128];
+
+	if (strcmp(r->url, "/")) {
+		quoted(r->url, q, sizeof(q));
+		sim_error(r, rep, 404, "InvalidPath",
+			  "Specified path '%s' is not found; the RPC endpoint is \"/\".", q);
+		return -1;
+	}
+	if (strcmp(r->method, "GET") && strcmp(r->method, "POST")) {
+		quoted(r->method, q, sizeof(q));
+		sim_error(r, rep, 405, "UnsupportedHTTPMethod",
+			  "Specified http method '%s' is not supported (use GET or POST).", q);
+		return -1;
+	}
+	if (r->body_too_large) {
+		sim_error(r, rep, 413, "InvalidParameter.BodyTooLarge",
+			  "The request body is larger than %d bytes.", SIM_MAX_BODY);
+		return -1;
+	}
+	if (r->too_many_params) {
+		sim_error(r, rep, 400, "InvalidParameter.TooMany",
+			  "The request has more than %d parameters.", SIM_MAX_PARAMS);
+		return -1;
+	}
+	dup = sim_param_repeated(r);
+	if (dup) {
+		quoted(dup, q, sizeof(q));
+		sim_error(r, rep, 400, "InvalidParameter.Duplicate",
+			  "The parameter '%s' is given more than once.", q);
+		return -1;
+	}
+	return 0;
+}
+
+static void record(struct sim_server *s, const struct sim_req *r, const struct sim_call *call,
+		   const struct sim_reply *rep)
+{
+	struct sim_stats *st = &s->stats;
+
+	pthread_mutex_lock(&s->lock);
+	st->requests++;
+	if (!strcmp(r->url, "/"))
+		st->rpc_requests++;
+	if (call->action && *call->action)
+		sim_counter_add(&st->by_action, call->action);
+	if (rep->code)
+		sim_counter_add(&st->by_code, rep->code);
+	if (rep->fault)
+		sim_counter_add(&st->faults, rep->fault);
+	st->throttled += rep->throttled ? 1 : 0;
+	st->pages += rep->page ? 1 : 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
+{
+	const struct sim_options *o = s->opt;
+	const struct sim_fault *f = NULL;
+	struct sim_call call;
+
+	sim_new_request_id(s, r->request_id);
+	sim_call_describe(r, &call);
+	if (check_request(r, rep) < 0)
+		goto out;
+	/* connection-level faults strike before the gateway looks at the request */
+	f = draw_fault(s, &call);
+	if (f && f->kind != SIM_FAULT_ERROR && f->kind != SIM_FAULT_TRUNCATED) {
+		network_fault(s, r, f, rep);
+		goto out;
+	}
+	if (sim_auth_check(s, r, &call, rep) < 0)
+		goto out;
+	if (strcmp(call.version, SIM_API_VERSION)) {
+		char q[64];
+
+		quoted(call.version, q, sizeof(q));
+		sim_error(r, rep, 400, "InvalidVersion",
+			  "Specified parameter Version is not valid. (got '%s', expected '"
+			  SIM_API_VERSION "')", q);
+		goto out;
+	}
+	if (o->qps > 0 && !bucket_take_locked(s, &s->qps)) {
+		throttle_error(s, r, rep, 500, "SystemOverFlow", MSG_OVERFLOW);
+		goto out;
+	}
+	if (f && f->kind == SIM_FAULT_ERROR) {
+		sim_error(r, rep, f->status, f->code, "%s", f->message);
+		rep->fault = f->code;
+		if (f->throttle) {
+			rep->throttled = 1;
+			rep->retry_after_ms = o->retry_after_ms;
+		}
+		goto out;
+	}
+	dispatch(s, r, &call, rep);
+out:
+	if (f && f->kind == SIM_FAULT_TRUNCATED) {
+		/* a proxy lost the second half: Content-Length follows the cut body */
+		r->out.len /= 2;
+		if (r->out.data)
+			r->out.data[r->out.len] = '\0';
+		rep->fault = f->code;
+	}
+	record(s, r, &call, rep);
+	if (o->verbose) {
+		char qu[96], qa[96], qi[96], qg[96];
+
+		/* the names come off the network: quote them before they reach a terminal */
+		quoted(r->url, qu, sizeof(qu));
+		quoted(call.action ? call.action : "-", qa, sizeof(qa));
+		quoted(call.instance ? call.instance : "-", qi, sizeof(qi));
+		quoted(call.group ? call.group : "-", qg, sizeof(qg));
+		fprintf(stderr, "credsync-sim: %s %s action=%s instance=%s group=%s -> %u %s%s%s\n",
+			r->method, qu, qa, qi, qg, rep->status, rep->code ? rep->code : "OK",
+			rep->fault ? " fault=" : "", rep->fault ? rep->fault : "");
+	}
+}

@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""credsync benchmarks against credsync-sim on 127.0.0.1 (run by tests/bench/run.sh).
+
+Each benchmark prints its figures next to its target.  Wall times are medians of several
+runs measured side by side in one session; peak memory is the child's maxrss from wait4.
+The machine is shared and noisy: read ratios, not absolute seconds.
+
+  python3 tests/bench/bench.py [--build DIR] [--only NAME ...] [--runs N] [--quick]
+Names: sim, million, floors, peer, latency, profile, storage, diff, rate.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+PEER_SRC = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "sdk-peer"))
+KEY_ID, SECRET = "testid", "testsecret"
+RESULTS = []
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def report(name, value, target, ok, unit=""):
+    RESULTS.append((name, value, target, ok))
+    log("  %-58s %14s   target %-22s %s" % (name, ("%s%s" % (value, unit)), target,
+                                              "ok" if ok else "MISSED"))
+
+
+class Sim:
+    def __init__(self, bindir, *args):
+        self.dir = tempfile.mkdtemp(prefix="credsync-bench-sim-")
+        port_file = os.path.join(self.dir, "port")
+        env = dict(os.environ, CREDSYNC_SIM_ACCESS_KEY_SECRET=SECRET)
+        self.proc = subprocess.Popen([os.path.join(bindir, "credsync-sim"), "--listen",
+                                      "127.0.0.1:0", "--port-file", port_file] + list(args),
+                                     env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "log"), "w"))
+        for _ in range(600):
+            if os.path.exists(port_file) and open(port_file).read().endswith("\n"):
+                break
+            if self.proc.poll() is not None:
+                raise SystemExit("credsync-sim failed: " + open(os.path.join(self.dir, "log")).read())
+            time.sleep(0.02)
+        self.port = int(open(port_file).read())
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+
+    def post(self, path):
+        subprocess.run(["curl", "-fsS", "-X", "POST", self.endpoint + path], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def stats(self):
+        return json.loads(subprocess.run(["curl", "-fsS", self.endpoint + "/_sim/stats"],
+                                         check=True, capture_output=True).stdout)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_rss(cmd, env=None, cwd=None):
+    """Runs cmd and returns (seconds, peak RSS MiB of the process, stdout, stderr)."""
+    t0 = time.monotonic()
+    out_f = tempfile.TemporaryFile()
+    err_f = tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if cwd:
+                os.chdir(cwd)
+            os.dup2(out_f.fileno(), 1)
+            os.dup2(err_f.fileno(), 2)
+            os.execvpe(cmd[0], cmd, env or os.environ)
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
+    secs = time.monotonic() - t0
+    out_f.seek(0)
+    err_f.seek(0)
+    out, err = out_f.read().decode(), err_f.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("command failed (%d): %s\n%s" % (os.waitstatus_to_exitcode(status),
+                                                          " ".join(cmd), err[-3000:]))
+    return secs, ru.ru_maxrss / 1024.0, out, err
+
+
+def cred_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+    env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET})
+    env.update(extra or {})
+    return env
+
+
+def write_config(path, sim, groups, db, concurrency=8, qps=10000, extra=""):
+    with open(path, "w") as f:
+        f.write("database: %s\ndefaults:\n  qps: %s\n  concurrency: %d\n  signature: v1\n%s"
+                "instances:\n  - id: mqtt-sim-1\n    endpoint: %s\n    groups: [%s]\n"
+                % (db, qps, concurrency, extra, sim.endpoint, ", ".join(groups)))
+    return path
+
+
+def groups(n):
+    return ["GID_sim_%d" % i for i in range(1, n + 1)]
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def rm_db(db):
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+
+
+class Bench:
+    def __init__(self, args):
+        self.build = os.path.abspath(args.build)
+        self.bin = os.path.join(self.build, "bin")
+        self.runs = args.runs
+        self.quick = args.quick
+        self.work = tempfile.mkdtemp(prefix="credsync-bench-")
+        self.credsync = os.path.join(self.bin, "credsync")
+
+    def sync(self, cfg, *extra):
+        return run_rss([self.credsync, "-c", cfg, "sync"] + list(extra), env=cred_env())
+
+    # -- the simulator is not the bottleneck ------------------------------------------
+    def b_sim(self):
+        log("\n[sim] credsync-sim throughput (100-ID pages, zero latency, 8 connections)")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "1", "--devices", "100000")
+        try:
+            _, _, out, _ = run_rss([os.path.join(self.bin, "credsync-simload"), "--endpoint",
+                                    sim.endpoint, "--connections", "8", "--threads", "2",
+                                    "--duration", "5", "--json"],
+                                   env=dict(os.environ, CREDSYNC_SIM_ACCESS_KEY_SECRET=SECRET))
+            r = json.loads(out.strip().splitlines()[-1])
+            pps = r.get("pages_per_second") or r.get("pages_per_s") or r.get("rate")
+            report("pages/s served", int(pps), ">= 20000", pps >= 20000)
+        finally:
+            sim.stop()
+
+    # -- benchmark 1: a million devices ---------------------------------------------------
+    def million(self, n_groups, devices, runs):
+        sim = Sim(self.bin, "--instances", "1", "--groups", str(n_groups), "--devices", str(devices))
+        db = os.path.join(self.work, "m.db")
+        cfg = write_config(os.path.join(self.work, "m.yaml"), sim, groups(n_groups), db)
+        first, again, rss = [], [], []
+        try:
+            for _ in range(runs):
+                rm_db(db)
+                s, r, _, _ = self.sync(cfg)
+                first.append(s)
+                rss.append(r)
+                s, r, _, _ = self.sync(cfg)
+                again.append(s)
+                rss.append(r)
+        finally:
+            sim.stop()
+        return first, again, rss, db, cfg
+
+    def b_million(self):
+        log("\n[million] benchmark 1: 10 groups x 100,000 devices, zero latency, concurrency 8")
+        first, again, rss, _, _ = self.million(10, 100000, self.runs)
+        self.first_1m = med(first)
+        report("first sync, median of %d (s)" % len(first), "%.2f" % med(first), "<= 10 s", med(first) <= 10)
+        report("unchanged re-sync, median (s)", "%.2f" % med(again), "<= 8 s", med(again) <= 8)
+        report("peak RSS, 1,000,000 devices (MiB)", "%.1f" % max(rss), "<= 32 MiB", max(rss) <= 32)
+        _, _, rss_small, _, _ = self.million(10, 10000, 2)
+        ratio = max(rss) / max(rss_small)
+        report("peak RSS, 100,000 devices (MiB)", "%.1f" % max(rss_small), "", True)
+        report("peak RSS 1,000,000 / 100,000", "%.3f" % ratio, "<= 1.10", ratio <= 1.10)
+
+    # -- benchmark 2: the floors ----------------------------------------------------------
+    def b_floors(self):
+        log("\n[floors] benchmark 2: fetch-only and load-only floors vs a full sync (1,000,000 devices)")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "100000")
+        db = os.path.join(self.work, "f.db")
+        cfg = write_config(os.path.join(self.work, "f.yaml"), sim, groups(10), db)
+        fetch, load, full = [], [], []
+        try:
+            for _ in range(self.runs):
+                _, _, out, _ = run_rss([os.path.join(self.bin, "floor_fetch"), "--endpoint",
+                                        sim.endpoint, "--instance", "mqtt-sim-1", "--groups",
+                                        ",".join(groups(10)), "--concurrency", "8"], env=cred_env())
+                fetch.append(json.loads(out)["seconds"])
+                _, _, out, _ = run_rss([os.path.join(self.bin, "floor_load"), "--db",
+                                        os.path.join(self.work, "floor.db"), "--groups", "10",
+                                        "--devices", "100000"])
+                load.append(json.loads(out)["seconds"])
+                rm_db(db)
+                full.append(self.sync(cfg)[0])
+        finally:
+            sim.stop()
+        floor = med(fetch) + med(load)
+        report("fetch floor, median (s)", "%.2f" % med(fetch), "", True)
+        report("load floor, median (s)", "%.2f" % med(load), "", True)
+        report("full sync, median (s)", "%.2f" % med(full), "", True)
+        report("full sync / (fetch + load)", "%.2f" % (med(full) / floor), "<= 1.20", med(full) / floor <= 1.2)
+
+    # -- benchmark 3: the official SDK, side by side -------------------------------------
+    def b_peer(self):
+        n_groups, devices = (10, 20000) if not self.quick else (5, 4000)
+        log("\n[peer] benchmark 3: official Node.js SDK peer (--sig v1) vs credsync, %d groups x %d devices, "
+            "concurrency 8 both, %d runs each alternating" % (n_groups, devices, self.runs))
+        peer_dir = os.path.join(self.build, "sdk-peer")
+        if not os.path.exists(os.path.join(peer_dir, "node_modules", "better-sqlite3")):
+            shutil.rmtree(peer_dir, ignore_errors=True)
+            shutil.copytree(PEER_SRC, peer_dir)
+            for root, dirs, files in os.walk(peer_dir):
+                os.chmod(root, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o755)
+        sim = Sim(self.bin, "--instances", "1", "--groups", str(n_groups), "--devices", str(devices))
+        db = os.path.join(self.work, "c.db")
+        pdb = os.path.join(self.work, "peer.db")
+        cfg = write_config(os.path.join(self.work, "c.yaml"), sim, groups(n_groups), db)
+        ours, theirs, ours_rss, theirs_rss = [], [], [], []
+        try:
+            # the first peer run installs its npm packages: not timed
+            run_rss(["bash", os.path.join(peer_dir, "run.sh"), "--help"], env=cred_env())
+            for _ in range(self.runs):
+                rm_db(pdb)
+                s, r, out, _ = run_rss(["bash", os.path.join(peer_dir, "run.sh"), "--endpoint",
+                                        "127.0.0.1:%d" % sim.port, "--protocol", "HTTP",
+                                        "--instance", "mqtt-sim-1", "--groups",
+                                        ",".join(groups(n_groups)), "--db", pdb, "--sig", "v1",
+                                        "--concurrency", "8"], env=cred_env())
+                assert json.loads(out.strip().splitlines()[-1])["clients"] == n_groups * devices, out
+                theirs.append(s)
+                theirs_rss.append(r)
+                rm_db(db)
+                s, r, _, _ = self.sync(cfg)
+                ours.append(s)
+                ours_rss.append(r)
+        finally:
+            sim.stop()
+        speed = med(theirs) / med(ours)
+        mem = med(ours_rss) / med(theirs_rss)
+        report("SDK peer wall, median (s)", "%.2f" % med(theirs), "", True)
+        report("credsync wall, median (s)", "%.2f" % med(ours), "", True)
+        report("speed-up (peer / credsync)", "%.1fx" % speed, ">= 5x", speed >= 5)
+        report("SDK peer peak RSS, median (MiB)", "%.1f" % med(theirs_rss), "", True)
+        report("credsync peak RSS, median (MiB)", "%.1f" % med(ours_rss), "", True)
+        report("memory (credsync / peer)", "%.2f" % mem, "<= 0.33", mem <= 1 / 3)
+
+    # -- benchmark 4: latency hidden by concurrency --------------------------------------
+    def b_latency(self):
+        log("\n[latency] benchmark 4: --latency 20, 50 groups x 2,000 devices, concurrency 8 vs 1")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "50", "--devices", "2000", "--latency", "20")
+        t = {}
+        try:
+            for conc in (1, 8):
+                db = os.path.join(self.work, "l%d.db" % conc)
+                cfg = write_config(os.path.join(self.work, "l%d.yaml" % conc), sim, groups(50), db,
+                                   concurrency=conc)
+                xs = []
+                for _ in range(max(1, self.runs // 2)):
+                    rm_db(db)
+                    xs.append(self.sync(cfg)[0])
+                t[conc] = med(xs)
+        finally:
+            sim.stop()
+        report("concurrency 1 (s)", "%.2f" % t[1], "", True)
+        report("concurrency 8 (s)", "%.2f" % t[8], "", True)
+        report("speed-up 8 vs 1", "%.1fx" % (t[1] / t[8]), ">= 6x", t[1] / t[8] >= 6)
+
+    # -- benchmark 5: where the time goes -------------------------------------------------
+    def b_profile(self):
+        log("\n[profile] benchmark 5: CPU profile of benchmark 1 (first sync + unchanged re-sync)")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "100000")
+        db = os.path.join(self.work, "p.db")
+        cfg = write_config(os.path.join(self.work, "p.yaml"), sim, groups(10), db)
+        data = os.path.join(self.work, "perf.data")
+        try:
+            rm_db(db)
+            use_perf = shutil.which("perf") and subprocess.run(
+                ["perf", "stat", "-e", "task-clock", "true"], capture_output=True).returncode == 0
+            if not use_perf:
+                report("profile", "skipped", "perf not usable here", False)
+                return
+            for _ in range(2):
+                subprocess.run(["perf", "record", "-q", "-F", "999", "-o", data, "--",
+                                self.credsync, "-c", cfg, "sync"], env=cred_env(), check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                  "--sort", "dso,symbol", "--percent-limit", "1"],
+                                 capture_output=True, text=True).stdout
+        finally:
+            sim.stop()
+        top = [l for l in out.splitlines() if l.strip() and not l.startswith("#")][:15]
+        log("  top symbols of the re-sync (perf report --sort dso,symbol):")
+        for l in top:
+            log("    " + l.strip())
+        ours = []
+        for l in out.splitlines():
+            parts = l.split()
+            if len(parts) >= 4 and parts[0].endswith("%") and parts[1] == "credsync":
+                ours.append((float(parts[0][:-1]), parts[-1]))
+        worst = max(ours) if ours else (0.0, "-")
+        by_dso = {}
+        for l in out.splitlines():
+            parts = l.split()
+            if len(parts) >= 3 and parts[0].endswith("%"):
+                by_dso[parts[1]] = by_dso.get(parts[1], 0) + float(parts[0][:-1])
+        log("  by library: " + ", ".join("%s %.0f%%" % kv for kv in sorted(by_dso.items(), key=lambda x: -x[1])[:6]))
+        report("hottest function of ours (%% of samples): %s" % worst[1], "%.1f%%" % worst[0], "< 20%", worst[0] < 20)
+
+    # -- issue 3: storage grows with changes, not snapshots --------------------------------
+    def b_storage(self):
+        log("\n[storage] 30 syncs of 100,000 unchanged devices; the cost of a changed device")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "10000")
+        db = os.path.join(self.work, "s.db")
+        cfg = write_config(os.path.join(self.work, "s.yaml"), sim, groups(10), db)
+
+        def size():
+            subprocess.run(["sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE)"], check=True,
+                           stdout=subprocess.DEVNULL)
+            return os.path.getsize(db)
+        try:
+            rm_db(db)
+            self.sync(cfg)
+            first = size()
+            for _ in range(29):
+                self.sync(cfg)
+            last = size()
+            rows_before = int(subprocess.run(["sqlite3", db, "SELECT count(*) FROM cs_interval"],
+                                             capture_output=True, text=True).stdout)
+            sim.post("/_sim/mutate?add=50&remove=50&instance=mqtt-sim-1&group=GID_sim_1")
+            self.sync(cfg)
+            rows_after = int(subprocess.run(["sqlite3", db, "SELECT count(*) FROM cs_interval"],
+                                            capture_output=True, text=True).stdout)
+        finally:
+            sim.stop()
+        growth = (last - first) / first
+        report("database after the first sync (bytes)", first, "", True)
+        report("growth after 29 more unchanged syncs", "%.3f%%" % (100 * growth), "< 1%", growth < 0.01)
+        report("bytes per unchanged snapshot of 100,000 devices", "%.0f" % ((last - first) / 290.0), "", True)
+        per = (rows_after - rows_before) / 100.0
+        report("interval rows per changed device (50 added, 50 removed)", "%.2f" % per, "O(1): <= 1", per <= 1)
+
+    def b_diff(self):
+        log("\n[diff] diff between two 1,000,000-device snapshots with 1% churn")
+        sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "100000")
+        db = os.path.join(self.work, "d.db")
+        cfg = write_config(os.path.join(self.work, "d.yaml"), sim, groups(10), db)
+        try:
+            rm_db(db)
+            self.sync(cfg)
+            sim.post("/_sim/mutate?add=500&remove=500")   # per group: 1,000 of 100,000
+            self.sync(cfg)
+        finally:
+            sim.stop()
+        xs = []
+        for _ in range(self.runs):
+            s, _, out, _ = run_rss([self.credsync, "-d", db, "diff", "--format", "json"])
+            xs.append(s)
+        summary = json.loads(out)["summary"]
+        assert summary["added"] == 5000 and summary["removed"] == 5000, summary
+        report("diff --format json, 10,000 changes, median (s)", "%.2f" % med(xs), "< 2 s", med(xs) < 2)
+
+    # -- issue 4: converge under the service's limit ----------------------------------------
+    def b_rate(self):
+        log("\n[rate] credsync-sim --qps 50, 100,000 devices, client ceiling qps 200")
+        res = {}
+        for mode in ("adaptive", "fixed"):
+            sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "10000", "--qps", "50")
+            db = os.path.join(self.work, "r-%s.db" % mode)
+            cfg = write_config(os.path.join(self.work, "r-%s.yaml" % mode), sim, groups(10), db,
+                               qps=200, extra="  rate_control: %s\n  retry: {max_attempts: 30, "
+                                              "base_delay: 50ms, max_delay: 2s}\n" % mode)
+            try:
+                rm_db(db)
+                s, _, _, _ = self.sync(cfg)
+                st = sim.stats()
+            finally:
+                sim.stop()
+            pages = st["pages"]
+            res[mode] = (s, st["rpc_requests"], st["throttled"], pages / s)
+        for mode, (s, req, thr, rate) in res.items():
+            log("  %-9s %6.1f s, %5d requests, %5d throttled (%4.1f%%), %5.1f pages/s accepted"
+                % (mode, s, req, thr, 100.0 * thr / req, rate))
+        s, req, thr, rate = res["adaptive"]
+        report("adaptive: throttled share of requests", "%.1f%%" % (100.0 * thr / req), "< 10%", thr < 0.1 * req)
+        report("adaptive: achieved rate / limit 50", "%.0f%%" % (100 * rate / 50), ">= 80%", rate >= 40)
+        s, req, thr, rate = res["fixed"]
+        report("fixed (rate control off): throttled share", "%.1f%%" % (100.0 * thr / req), "(comparison)", True)
+
+    def close(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+ALL = ["sim", "million", "floors", "peer", "latency", "profile", "storage", "diff", "rate"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", nargs="*", default=ALL)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    b = Bench(a)
+    log("credsync benchmarks (%s, %d CPUs); medians of %d runs" % (time.strftime("%Y-%m-%d %H:%M"),
+                                                                  os.cpu_count(), a.runs))
+    try:
+        for name in a.only:
+            getattr(b, "b_" + name)()
+    finally:
+        b.close()
+    missed = [r for r in RESULTS if not r[3]]
+    log("\n%d figures, %d targets missed" % (len(RESULTS), len(missed)))
+    for name, value, target, _ in missed:
+        log("  MISSED: %s = %s (target %s)" % (name, value, target))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
