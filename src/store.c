@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 #include "schema.h"
 #include "util.h"
 
@@ -271,6 +272,34 @@ static const char dryrun_sql[] =
 	" page_no INTEGER, next_token TEXT, pages INTEGER, staged_ids INTEGER,"
 	" total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER);";
 
+/*
+ * A symlink in a world-writable directory (like /tmp) may have been planted by another user
+ * to make us write the inventory where they can read it, or over a file of ours.  The sticky
+ * bit does not help: the link is theirs.  We warn rather than refuse, since an operator may
+ * have made it on purpose.
+ */
+static void warn_symlink(const char *path)
+{
+	struct stat lsb, dsb;
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (lstat(path, &lsb) != 0 || !S_ISLNK(lsb.st_mode))
+		return;
+	len = slash ? (size_t)(slash - path) : 1;
+	if (len == 0)
+		len = 1;
+	if (len >= sizeof(dir))
+		return;
+	memcpy(dir, slash ? path : ".", len);
+	dir[len] = '\0';
+	if (stat(dir, &dsb) == 0 && (dsb.st_mode & S_IWOTH))
+		log_msg(LOG_WARN, NULL,
+			"database %s is a symbolic link in the world-writable directory %s: anyone "
+			"could have made it point elsewhere; prefer a private directory", path, dir);
+}
+
 int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err)
 {
 	struct store *st = NULL;
@@ -288,6 +317,8 @@ int store_open(struct store **out, const char *path, enum store_mode mode, struc
 	}
 	st->mode = mode;
 
+	if (path)
+		warn_symlink(path);
 	if (mode == STORE_READ && !exists) {
 		cs_error_set(err, CS_ERR_RUNTIME, "database %s: not found (run 'credsync sync' first)",
 			     path);

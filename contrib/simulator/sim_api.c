@@ -376,6 +376,16 @@ static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_rep
 				  MSG_PARAM " NextToken is not a token this service issued.");
 		return;
 	}
+	/*
+	 * The data moves under a crawler's feet, as it does on the real service: between the
+	 * pages of a walk (before a page that continues one), never after its last page, so the
+	 * state a finished walk leaves behind is the one its last page saw.
+	 */
+	if (o->churn > 0 && (use_token || page_no > 1) && sim_rand_unit(s) < o->churn) {
+		if (g->n)
+			sim_group_remove_at(g, (size_t)(sim_rand(s) % g->n), NULL, NULL);
+		sim_group_add_new(g);
+	}
 	if (use_token)
 		start = sim_group_upper_bound(g, buf_str(&r->tmp));
 	else
@@ -412,12 +422,6 @@ static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_rep
 	}
 	buf_puts(out, "}}");
 
-	/* the data moves under a crawler's feet, as it does on the real service */
-	if (o->churn > 0 && sim_rand_unit(s) < o->churn) {
-		if (g->n)
-			sim_group_remove_at(g, (size_t)(sim_rand(s) % g->n), NULL, NULL);
-		sim_group_add_new(g);
-	}
 	pthread_mutex_unlock(&s->lock);
 
 	rep->status = 200;

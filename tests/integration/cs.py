@@ -56,10 +56,22 @@ def write_config(path, instances, database=None, defaults=None, extra=""):
 FAST_RETRY = "{max_attempts: 10, base_delay: 10ms, max_delay: 100ms}"
 
 
-def run(args, env=None, timeout=600, check_secret=True, stdin=None):
+def command():
+    """How to start credsync: the binary, behind $CREDSYNC_WRAPPER when set (tests/run.sh
+    sets it to valgrind memcheck for one pass of the suite)."""
+    wrapper = os.environ.get("CREDSYNC_WRAPPER", "").split()
+    return wrapper + [harness.credsync_path()]
+
+
+def scale(n, minimum=1):
+    """A size scaled by $CREDSYNC_TEST_SCALE (the valgrind pass runs smaller fleets)."""
+    return max(minimum, int(n * float(os.environ.get("CREDSYNC_TEST_SCALE", "1"))))
+
+
+def run(args, env=None, timeout=1800, check_secret=True, stdin=None):
     """Runs credsync; returns CompletedProcess with text stdout/stderr.  Fails the test if
     the secret ever appears in what it printed."""
-    cmd = [harness.credsync_path()] + [str(a) for a in args]
+    cmd = command() + [str(a) for a in args]
     p = subprocess.run(cmd, env=env if env is not None else cred_env(), capture_output=True,
                        timeout=timeout, stdin=stdin if stdin is not None else subprocess.DEVNULL)
     p.stdout = p.stdout.decode("utf-8", "replace")

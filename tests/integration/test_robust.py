@@ -14,7 +14,7 @@ from harness import Sim
 
 
 def start_sync(cfg, *args, env=None):
-    return subprocess.Popen([harness.credsync_path(), "-c", cfg, "sync"] + list(args),
+    return subprocess.Popen(cs.command() + ["-c", cfg, "sync"] + list(args),
                             env=env or cs.cred_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
@@ -155,16 +155,18 @@ def test_kill9_at_random_moments():
     sound, no partial snapshot is complete, and the next run resumes and matches."""
     d = harness.tmpdir()
     rnd = random.Random(int(os.environ.get("CREDSYNC_TEST_SEED", "1234")))
-    with Sim("--instances", "1", "--groups", "2", "--devices", "100000") as sim:
+    n = cs.scale(100000, 2000)
+    with Sim("--instances", "1", "--groups", "2", "--devices", str(n)) as sim:
         cfg, db = config(sim, d, ["GID_sim_1", "GID_sim_2"])
-        sizes = {"GID_sim_1": 100000, "GID_sim_2": 100000}
+        sizes = {"GID_sim_1": n, "GID_sim_2": n}
         t0 = time.monotonic()
         cs.expect(cs.run(["-c", cfg, "sync"]), 0)
         full = time.monotonic() - t0
         fresh = sim.stats()["by_action"]["ListDeviceCredentialClientId"]
-        assert fresh >= 2000
+        assert fresh >= 2 * n // 100
         resumed_fewer = 0
-        for i in range(20):
+        kills = cs.scale(20, 4)
+        for i in range(kills):
             p = start_sync(cfg)
             time.sleep(rnd.uniform(0.15, 0.85) * full)
             p.kill()
@@ -181,14 +183,15 @@ def test_kill9_at_random_moments():
             integrity_ok(db)
             no_partial_complete(db, sizes)
             cs.assert_inventory(db, sim, [("mqtt-sim-1", g) for g in sizes])
-        assert resumed_fewer >= 10, "too few kills landed mid-crawl (%d)" % resumed_fewer
+        assert resumed_fewer >= kills // 2, "too few kills landed mid-crawl (%d)" % resumed_fewer
 
 
 def test_kill9_while_finalizing():
     """Killed after the last page was staged but before the snapshot completed: the next run
     finalizes from the checkpoint without fetching a page again."""
     d = harness.tmpdir()
-    with Sim("--instances", "1", "--groups", "1", "--devices", "300000") as sim:
+    n = cs.scale(300000, 20000)
+    with Sim("--instances", "1", "--groups", "1", "--devices", str(n)) as sim:
         cfg, db = config(sim, d, ["GID_sim_1"])
         caught = False
         for attempt in range(6):
@@ -220,7 +223,7 @@ def test_kill9_while_finalizing():
         assert sim.stats()["rpc_requests"] == 0, sim.stats()
         cs.assert_inventory(db, sim, [("mqtt-sim-1", "GID_sim_1")])
         last = cs.snapshots(db)[-1]
-        assert last["status"] == "complete" and last["consistent"] == 1 and last["client_count"] == 300000
+        assert last["status"] == "complete" and last["consistent"] == 1 and last["client_count"] == n
 
 
 def test_fault_soak():
@@ -236,7 +239,7 @@ def test_fault_soak():
         groups = ["GID_sim_1", "GID_sim_2", "GID_sim_3"]
         cfg, db = config(sim, d, groups, defaults={"retry": "{max_attempts: 12, base_delay: 5ms, max_delay: 50ms}"})
         expected = {}
-        for run in range(1, 21):
+        for run in range(1, cs.scale(20, 5) + 1):
             if run > 1:
                 sim.mutate(add=run % 4, remove=run % 3)
             cs.expect(cs.run(["-c", cfg, "sync"]), 0, "soak run %d" % run)
@@ -259,7 +262,7 @@ def test_churn_during_crawl():
     flagged = exact = 0
     for seed in range(6):
         with Sim("--instances", "1", "--groups", "2", "--devices", "3000",
-                 "--churn-during-crawl", "0.3", "--seed", str(seed), "--page-cap", "50") as sim:
+                 "--churn-during-crawl", "0.03", "--seed", str(seed), "--page-cap", "50") as sim:
             sub = os.path.join(d, str(seed))
             os.makedirs(sub)
             cfg, db = config(sim, sub, ["GID_sim_1", "GID_sim_2"])
@@ -277,6 +280,8 @@ def test_churn_during_crawl():
                     assert ("collected %d distinct IDs but the service reports Total" % s["client_count"]) in p.stderr, p.stderr
                     assert s["group_id"] in p.stderr
     assert flagged + exact == 12
+    # a walk the data did not disturb must count as exact, not be flagged wholesale
+    assert exact >= 3, (exact, flagged)
 
 
 def test_retry_budget_and_deadline_fail_cleanly():

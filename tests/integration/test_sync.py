@@ -249,10 +249,36 @@ def test_database_flag_overrides_config():
         assert os.path.exists(db)
 
 
+def test_dry_run_writes_nothing():
+    d = harness.tmpdir()
+    db = os.path.join(d, "inv.db")
+    with Sim("--dataset", dataset(d)) as sim:
+        cfg = two_instances(sim, d, db, groups=["GID_101", "GID_one"])
+        # no database yet: a dry run reports everything as new and creates nothing
+        p = cs.run(["-c", cfg, "sync", "--dry-run"])
+        cs.expect(p, 0)
+        assert "mqtt-a/GID_101: 101 clients, would add 101, remove 0" in p.stdout, p.stdout
+        assert "nothing was written" in p.stdout
+        assert sorted(os.listdir(d)) == ["c.yaml", "data.json"], os.listdir(d)
+        cs.expect(cs.run(["-c", cfg, "sync"]), 0)
+        m = sim.mutate(add=4, remove=3, instance="mqtt-b", group="GID_101")
+        before = cs.query(db, "SELECT count(*) FROM cs_snapshot")[0][0], cs.query(db, "SELECT count(*) FROM runs")[0][0]
+        p = cs.run(["-c", cfg, "sync", "--dry-run"])
+        cs.expect(p, 0)
+        assert "mqtt-b/GID_101: 102 clients, would add 4, remove 3" in p.stdout, p.stdout
+        assert "mqtt-a/GID_101: 101 clients, would add 0, remove 0" in p.stdout, p.stdout
+        after = cs.query(db, "SELECT count(*) FROM cs_snapshot")[0][0], cs.query(db, "SELECT count(*) FROM runs")[0][0]
+        assert before == after
+        cs.expect(cs.run(["-c", cfg, "sync"]), 0)
+        last = cs.snapshots(db, "instance_id = 'mqtt-b' AND group_id = 'GID_101'")[-1]
+        assert last["added"] == 4 and last["removed"] == 3, last
+        assert len(m["added"]) == 4
+
+
 if __name__ == "__main__":
     cs.main([test_exact_inventory_of_every_size, test_thirty_percent_throttling_still_exact,
              test_transient_faults_still_exact, test_unknown_group_fails_alone,
              test_unknown_instance_fails_its_groups_only, test_wrong_secret_exits_77,
              test_bad_config_exits_78_and_creates_nothing, test_paging_styles,
              test_second_sync_records_changes, test_group_and_instance_selection,
-             test_database_flag_overrides_config])
+             test_database_flag_overrides_config, test_dry_run_writes_nothing])
