@@ -27,6 +27,22 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A group listed twice would be crawled twice in one run, both crawls sharing its
+ * checkpoint: keep one of each (the list is sorted). */
+static void dedupe(struct discovered *d)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < d->ngroups; i++) {
+		if (n && !strcmp(d->groups[n - 1], d->groups[i])) {
+			free(d->groups[i]);
+			continue;
+		}
+		d->groups[n++] = d->groups[i];
+	}
+	d->ngroups = n;
+}
+
 /* One blocking call of ListGroupId with retries; the run has nothing else to do meanwhile. */
 int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		      const struct creds *creds, struct discovered *out, struct cs_error *err)
@@ -88,6 +104,7 @@ int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 			if (res == API_OK) {
 				http_request_release(http, r);
 				qsort(out->groups, out->ngroups, sizeof(*out->groups), cmp_str);
+				dedupe(out);
 				rate_on_success(&rl, util_mono_ms());
 				return 0;
 			}
