@@ -63,7 +63,7 @@ void metrics_render(struct cs_buf *b, const struct metrics_run *m)
 	header(b, "credsync_last_success_timestamp_seconds", "gauge",
 	       "Unix time of the last run in which every group completed (0: never).");
 	buf_printf(b, "credsync_last_success_timestamp_seconds %" PRId64 "\n",
-		   m->ok ? finished : m->last_success_epoch);
+		   m->last_success_epoch);
 	header(b, "credsync_last_run_success", "gauge",
 	       "1 when every group of the last run completed, else 0.");
 	buf_printf(b, "credsync_last_run_success %d\n", m->ok ? 1 : 0);

@@ -15,7 +15,8 @@ struct metrics_run {
 	int64_t run_id;
 	int64_t started_epoch;
 	int64_t duration_ms;
-	int64_t last_success_epoch;   /* the last run where every group completed; 0 = never */
+	int64_t last_success_epoch;   /* the last run where every group completed (this one
+				       * included), as the database recorded it; 0 = never */
 	const struct crawl_target *targets;
 	const struct crawl_result *results;
 	size_t n;

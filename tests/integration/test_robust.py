@@ -167,8 +167,14 @@ def test_kill9_at_random_moments():
         resumed_fewer = 0
         kills = cs.scale(20, 4)
         for i in range(kills):
+            # a random moment of the crawl: after a random number of pages was stored (a
+            # clock would mostly land in start-up on a slow machine or under valgrind)
+            target = rnd.randint(1, fresh - 1)
             p = start_sync(cfg)
-            time.sleep(rnd.uniform(0.15, 0.85) * full)
+            seen, t_end = 0, time.monotonic() + 10 * full + 60
+            while p.poll() is None and seen < target and time.monotonic() < t_end:
+                seen = max(seen, pages_stored(db))
+                time.sleep(0.002)
             p.kill()
             p.wait()
             integrity_ok(db)
