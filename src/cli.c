@@ -35,6 +35,23 @@ int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_e
 	return cs_error_set(err, CS_ERR_USAGE, "unknown option");
 }
 
+int cli_common_option(const char *cmd, struct cli_globals *g, int c, char **argv,
+		      struct cs_error *err)
+{
+	if (c == '?')
+		return cs_error_set(err, CS_ERR_USAGE, "%s: unknown or incomplete option '%s'", cmd,
+				    argv[optind - 1]);
+	return cli_global_option(g, c, optarg, err) < 0 ? -1 : 0;
+}
+
+int cli_no_operands(const char *cmd, int argc, char **argv, struct cs_error *err)
+{
+	if (optind < argc)
+		return cs_error_set(err, CS_ERR_USAGE, "%s: unexpected argument '%s'", cmd,
+				    argv[optind]);
+	return 0;
+}
+
 void cli_setup_logging(const struct cli_globals *g)
 {
 	enum log_level level = LOG_WARN;

@@ -45,6 +45,14 @@ int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_e
 	{ "quiet", no_argument, NULL, 'q' }, \
 	{ "log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT }
 
+/* What every command's option loop shares: '?' (an unknown option, or one missing its
+ * argument) is a usage error naming it; anything else must be a global option.  Returns 0,
+ * or -1 with err set. */
+int cli_common_option(const char *cmd, struct cli_globals *g, int c, char **argv,
+		      struct cs_error *err);
+/* A usage error when operands are left after the options (no command takes any). */
+int cli_no_operands(const char *cmd, int argc, char **argv, struct cs_error *err);
+
 /* Applies the verbosity and format to the log module. */
 void cli_setup_logging(const struct cli_globals *g);
 

@@ -157,16 +157,13 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 		case 'h':
 			cli_usage("check", stdout);
 			return CMD_OK;
-		case '?':
-			return cs_error_set(err, CS_ERR_USAGE, "check: unknown or incomplete option '%s'",
-					    argv[optind - 1]);
 		default:
-			if (cli_global_option(g, c, optarg, err) <= 0)
+			if (cli_common_option("check", g, c, argv, err) < 0)
 				return -1;
 		}
 	}
-	if (optind < argc)
-		return cs_error_set(err, CS_ERR_USAGE, "check: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("check", argc, argv, err) < 0)
+		return -1;
 	cli_setup_logging(g);
 	if (cli_load_config(g, &cfg, err) < 0)
 		goto out;

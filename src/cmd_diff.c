@@ -60,16 +60,13 @@ static int parse_args(int argc, char **argv, struct cli_globals *g, struct diff_
 		case 'h':
 			cli_usage("diff", stdout);
 			return 1;
-		case '?':
-			return cs_error_set(err, CS_ERR_USAGE, "diff: unknown or incomplete option '%s'",
-					    argv[optind - 1]);
 		default:
-			if (cli_global_option(g, c, optarg, err) <= 0)
+			if (cli_common_option("diff", g, c, argv, err) < 0)
 				return -1;
 		}
 	}
-	if (optind < argc)
-		return cs_error_set(err, CS_ERR_USAGE, "diff: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("diff", argc, argv, err) < 0)
+		return -1;
 	return 0;
 }
 

@@ -61,16 +61,13 @@ int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 		case 'h':
 			cli_usage("prune", stdout);
 			return CMD_OK;
-		case '?':
-			return cs_error_set(err, CS_ERR_USAGE, "prune: unknown or incomplete option '%s'",
-					    argv[optind - 1]);
 		default:
-			if (cli_global_option(g, c, optarg, err) <= 0)
+			if (cli_common_option("prune", g, c, argv, err) < 0)
 				return -1;
 		}
 	}
-	if (optind < argc)
-		return cs_error_set(err, CS_ERR_USAGE, "prune: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("prune", argc, argv, err) < 0)
+		return -1;
 	if (!keep == !older_ms)
 		return cs_error_set(err, CS_ERR_USAGE,
 				    "prune: give exactly one of --keep-last N and --older-than DURATION");

@@ -49,17 +49,13 @@ int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error 
 		case 'h':
 			cli_usage("snapshots", stdout);
 			return CMD_OK;
-		case '?':
-			return cs_error_set(err, CS_ERR_USAGE,
-					    "snapshots: unknown or incomplete option '%s'", argv[optind - 1]);
 		default:
-			if (cli_global_option(g, c, optarg, err) <= 0)
+			if (cli_common_option("snapshots", g, c, argv, err) < 0)
 				return -1;
 		}
 	}
-	if (optind < argc)
-		return cs_error_set(err, CS_ERR_USAGE, "snapshots: unexpected argument '%s'",
-				    argv[optind]);
+	if (cli_no_operands("snapshots", argc, argv, err) < 0)
+		return -1;
 	cli_setup_logging(g);
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0)

@@ -397,43 +397,39 @@ const char *store_path(const struct store *st)
 
 int store_recover(struct store *st, int64_t *recovered, struct cs_error *err)
 {
+	static const char *const sql[] = {
+		"UPDATE cs_snapshot SET status = 'failed', finished_at = ?1,"
+		" error_code = 'Interrupted',"
+		" error_message = 'the run was stopped before this crawl finished'"
+		" WHERE status = 'running'",
+		"UPDATE cs_run SET status = 'failed', finished_at = ?1 WHERE status = 'running'",
+	};
 	char now[21];
-	sqlite3_stmt *s = NULL;
-	int ret = -1;
+	size_t i;
 
 	*recovered = 0;
 	now_text(now);
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(st->db,
-			       "UPDATE cs_snapshot SET status = 'failed', finished_at = ?1,"
-			       " error_code = 'Interrupted',"
-			       " error_message = 'the run was stopped before this crawl finished'"
-			       " WHERE status = 'running'", -1, &s, NULL) != SQLITE_OK) {
-		db_error(st, err, "recover");
-		goto out;
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		sqlite3_stmt *s = NULL;
+
+		if (sqlite3_prepare_v2(st->db, sql[i], -1, &s, NULL) != SQLITE_OK) {
+			db_error(st, err, "recover");
+			store_rollback(st);
+			return -1;
+		}
+		sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
+		if (step_done(st, s, err) < 0) {
+			sqlite3_finalize(s);
+			store_rollback(st);
+			return -1;
+		}
+		if (i == 0)
+			*recovered = sqlite3_changes(st->db);
+		sqlite3_finalize(s);
 	}
-	sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
-	if (step_done(st, s, err) < 0)
-		goto out;
-	*recovered = sqlite3_changes(st->db);
-	sqlite3_finalize(s);
-	s = NULL;
-	if (sqlite3_prepare_v2(st->db,
-			       "UPDATE cs_run SET status = 'failed', finished_at = ?1"
-			       " WHERE status = 'running'", -1, &s, NULL) != SQLITE_OK) {
-		db_error(st, err, "recover");
-		goto out;
-	}
-	sqlite3_bind_text(s, 1, now, -1, SQLITE_TRANSIENT);
-	if (step_done(st, s, err) < 0)
-		goto out;
-	ret = store_commit(st, err);
-out:
-	sqlite3_finalize(s);
-	if (ret < 0)
-		store_rollback(st);
-	return ret;
+	return store_commit(st, err);
 }
 
 int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err)

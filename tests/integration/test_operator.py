@@ -234,44 +234,38 @@ def test_quiet_without_terminal_and_progress_on_one():
         cs.expect(p, 0)
         assert p.stdout == "" and p.stderr == "", "cron would mail this: %r" % p.stderr
         # on a terminal: the live display, then a summary line
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(harness.credsync_path(), [harness.credsync_path(), "-c", cfg, "sync"], cs.cred_env())
-        out = b""
-        while True:
-            r, _, _ = select.select([fd], [], [], 30)
-            if not r:
-                break
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out
+        status, out = on_pty([harness.credsync_path(), "-c", cfg, "sync"])
+        assert status == 0, out
         text = out.decode("utf-8", "replace")
         assert re.search(r"GID_sim_\d  page \d+  \d+/3000 IDs", text), text[-2000:]
         assert "groups done" in text and "\033[" in text
         assert "run 2: 2 of 2 group(s) complete" in text
         # -q silences it even on a terminal; --no-progress too
-        for flag in ("-q", "--no-progress"):
-            pid, fd = pty.fork()
-            args = [harness.credsync_path(), "-c", cfg] + (["-q", "sync"] if flag == "-q" else ["sync", flag])
-            if pid == 0:
-                os.execve(args[0], args, cs.cred_env())
-            out = b""
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            os.waitpid(pid, 0)
-            assert b"groups done" not in out, (flag, out)
+        for args in (["-q", "sync"], ["sync", "--no-progress"]):
+            status, out = on_pty([harness.credsync_path(), "-c", cfg] + args)
+            assert status == 0 and b"groups done" not in out, (args, out)
+
+
+def on_pty(argv):
+    """Runs argv with a pseudo-terminal as its stdin/stdout/stderr: (exit status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, cs.cred_env())
+    out = b""
+    while True:
+        r, _, _ = select.select([fd], [], [], 60)
+        if not r:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out
 
 
 PROM_LINE = re.compile(r'^([a-z_]+)(\{([a-z_]+="(?:[^"\\]|\\.)*"(?:,[a-z_]+="(?:[^"\\]|\\.)*")*)\})? (-?[0-9.e+]+)$')
