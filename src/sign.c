@@ -12,20 +12,30 @@
 
 static const char hexdig[] = "0123456789ABCDEF";
 
+static int unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~';
+}
+
 void sign_percent_encode(struct cs_buf *out, const char *s, size_t len)
 {
-	size_t i;
+	size_t i = 0, run;
 
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~') {
-			buf_putc(out, (char)c);
-		} else {
+	while (i < len) {
+		/* runs of characters that stay go in with one append: this is on every request */
+		for (run = i; run < len && unreserved((unsigned char)s[run]); run++)
+			;
+		buf_append(out, s + i, run - i);
+		if (run == len)
+			break;
+		{
+			unsigned char c = (unsigned char)s[run];
 			char esc[3] = { '%', hexdig[c >> 4], hexdig[c & 15] };
+
 			buf_append(out, esc, 3);
 		}
+		i = run + 1;
 	}
 }
 
