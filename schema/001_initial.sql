@@ -72,7 +72,7 @@ CREATE TABLE cs_stage (
 	n         INTEGER NOT NULL,       -- IDs in the page
 	ids       TEXT NOT NULL,          -- JSON array of the page's client IDs
 	PRIMARY KEY (group_key, seq)
-) WITHOUT ROWID;
+);  -- a rowid table: its rows are kilobytes, too large for a WITHOUT ROWID b-tree
 
 -- Where a group's crawl in progress stands, written with every page.
 CREATE TABLE cs_checkpoint (
@@ -84,6 +84,8 @@ CREATE TABLE cs_checkpoint (
 	staged_ids     INTEGER NOT NULL,   -- IDs staged, duplicates included
 	total_reported INTEGER,
 	rewalked       INTEGER NOT NULL DEFAULT 0,
+	sorted         INTEGER NOT NULL DEFAULT 1,  -- every ID so far came in rising byte order
+	last_id        TEXT,               -- the last ID staged, to keep checking that
 	updated_epoch  INTEGER NOT NULL
 );
 

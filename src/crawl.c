@@ -85,6 +85,7 @@ struct crawl {
 	enum cs_error_kind fatal_kind;
 	char fatal_msg[1024];
 	int in_batch;
+	int64_t batches;              /* page transactions committed, for -vv */
 };
 
 static int64_t now_ms(void)
@@ -364,6 +365,7 @@ static int begin_batch(struct crawl *c, struct cs_error *err)
 	if (store_begin(c->st, err) < 0)
 		return -1;
 	c->in_batch = 1;
+	c->batches++;
 	return 0;
 }
 
@@ -599,6 +601,8 @@ static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 	cs->page_no = 1;
 	cs->pages = 0;
 	cs->staged_ids = 0;
+	cs->sorted = 1;
+	buf_reset(&cs->last_id);
 	walk_reset(j);
 	j->action = A_NONE;
 	j->state = J_READY;
@@ -842,9 +846,18 @@ int crawl_run(struct store *st, struct http_client *http, const struct creds *cr
 		goto out;
 	}
 	ret = 0;
+	log_msg(LOG_DEBUG, NULL, "%" PRId64 " pages staged in %" PRId64 " transactions",
+		totals->pages, c.batches);
 out:
 	if (c.in_batch)
 		store_rollback(st);
+	if (c.jobs) {
+		struct cs_error ignore = { 0 };
+
+		/* the finished crawls' pages are garbage now; failing to free them loses nothing */
+		if (store_stage_sweep(st, ret < 0 ? &ignore : err) < 0 && ret == 0)
+			ret = -1;
+	}
 	for (i = 0; c.jobs && i < n; i++) {
 		store_snap_release(&c.jobs[i].snap);
 		free(c.jobs[i].sent_token);

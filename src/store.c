@@ -36,9 +36,13 @@ enum stmt_id {
 	S_SNAP_FAIL,
 	S_SNAP_COMPLETE,
 	S_MERGE_STAGED,
+	S_MERGE_STAGED_IN_ORDER,
 	S_MERGE_INTERVALS,
 	S_INTERVAL_OPEN,
 	S_INTERVAL_CLOSE,
+	S_HAS_INTERVALS,
+	S_FIRST_SNAPSHOT,
+	S_STAGED_TOTAL,
 	S_COUNT
 };
 
@@ -51,12 +55,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_GROUP_SELECT] = "SELECT group_key FROM cs_group WHERE instance_id = ?1 AND group_id = ?2",
 	[S_CKPT_SELECT] =
 		"SELECT snapshot_id, page_no, next_token, pages, staged_ids, total_reported,"
-		" rewalked, updated_epoch FROM cs_checkpoint WHERE group_key = ?1",
+		" rewalked, updated_epoch, sorted, last_id FROM cs_checkpoint WHERE group_key = ?1",
 	[S_CKPT_DELETE] = "DELETE FROM cs_checkpoint WHERE group_key = ?1",
 	[S_CKPT_UPSERT] =
 		"INSERT OR REPLACE INTO cs_checkpoint (group_key, snapshot_id, page_no, next_token,"
-		" pages, staged_ids, total_reported, rewalked, updated_epoch)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" pages, staged_ids, total_reported, rewalked, updated_epoch, sorted, last_id)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[S_STAGE_INSERT] = "INSERT OR REPLACE INTO cs_stage (group_key, seq, n, ids) VALUES (?1, ?2, ?3, ?4)",
 	[S_STAGE_CLEAR] = "DELETE FROM cs_stage WHERE group_key = ?1",
 	[S_SNAP_INSERT] =
@@ -79,6 +83,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MERGE_STAGED] =
 		"SELECT j.value FROM cs_stage p, json_each(p.ids) j WHERE p.group_key = ?1"
 		" ORDER BY j.value",
+	/* the same when the IDs were staged in rising order: read as staged, no sorter */
+	[S_MERGE_STAGED_IN_ORDER] =
+		"SELECT j.value FROM cs_stage p, json_each(p.ids) j WHERE p.group_key = ?1"
+		" ORDER BY p.seq",
 	[S_MERGE_INTERVALS] =
 		"SELECT client_id, from_snap, to_snap, first_seen FROM cs_interval"
 		" WHERE group_key = ?1 ORDER BY client_id, from_snap",
@@ -88,6 +96,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_INTERVAL_CLOSE] =
 		"UPDATE cs_interval SET to_snap = ?4 WHERE group_key = ?1 AND client_id = ?2"
 		" AND from_snap = ?3",
+	[S_HAS_INTERVALS] = "SELECT count(*) FROM (SELECT 1 FROM cs_interval WHERE group_key = ?1 LIMIT 1)",
+	/* A group's first complete snapshot: every staged ID opens an interval, in one
+	 * statement inside SQLite; OR IGNORE drops the duplicates. */
+	[S_FIRST_SNAPSHOT] =
+		"INSERT OR IGNORE INTO cs_interval (group_key, client_id, from_snap, to_snap, first_seen)"
+		" SELECT ?1, j.value, ?2, NULL, ?3 FROM cs_stage p, json_each(p.ids) j"
+		" WHERE p.group_key = ?1",
+	[S_STAGED_TOTAL] = "SELECT coalesce(sum(n), 0) FROM cs_stage WHERE group_key = ?1",
 };
 
 struct store {
@@ -267,10 +283,11 @@ static const char dryrun_sql[] =
 	" consistent INTEGER, added INTEGER, removed INTEGER, error_code TEXT,"
 	" error_message TEXT, request_id TEXT);"
 	"CREATE TEMP TABLE cs_stage (group_key INTEGER NOT NULL, seq INTEGER NOT NULL,"
-	" n INTEGER NOT NULL, ids TEXT NOT NULL, PRIMARY KEY (group_key, seq)) WITHOUT ROWID;"
+	" n INTEGER NOT NULL, ids TEXT NOT NULL, PRIMARY KEY (group_key, seq));"
 	"CREATE TEMP TABLE cs_checkpoint (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER,"
 	" page_no INTEGER, next_token TEXT, pages INTEGER, staged_ids INTEGER,"
-	" total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER);";
+	" total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER, sorted INTEGER,"
+	" last_id TEXT);";
 
 /*
  * A symlink in a world-writable directory (like /tmp) may have been planted by another user
@@ -352,10 +369,12 @@ int store_open(struct store **out, const char *path, enum store_mode mode, struc
 	 */
 	if (mode == STORE_WRITE) {
 		if (exec(st, "PRAGMA journal_mode = WAL", err) < 0 ||
-		    exec(st, "PRAGMA synchronous = NORMAL", err) < 0)
+		    exec(st, "PRAGMA synchronous = NORMAL", err) < 0 ||
+		    exec(st, "PRAGMA wal_autocheckpoint = 10000", err) < 0 ||
+		    exec(st, "PRAGMA journal_size_limit = 16777216", err) < 0)
 			goto fail;
 	}
-	if (exec(st, "PRAGMA cache_size = -8192", err) < 0 ||
+	if (exec(st, "PRAGMA cache_size = -2048", err) < 0 ||
 	    exec(st, "PRAGMA temp_store = FILE", err) < 0)
 		goto fail;
 	if (mode == STORE_DRYRUN && !exists) {
@@ -497,9 +516,11 @@ static int group_key(struct store *st, const char *instance_id, const char *grou
 static void crawl_state_fresh(struct store_crawl_state *cs)
 {
 	free(cs->next_token);
+	buf_release(&cs->last_id);
 	memset(cs, 0, sizeof(*cs));
 	cs->page_no = 1;
 	cs->total_reported = -1;
+	cs->sorted = 1;
 }
 
 /* Loads the group's checkpoint into snap->cs; *found is 0 when there is none. */
@@ -528,6 +549,9 @@ static int checkpoint_load(struct store *st, struct store_snap *snap, int64_t *o
 					     ? -1 : sqlite3_column_int64(s, 5);
 		cs->rewalked = sqlite3_column_int(s, 6);
 		*updated = sqlite3_column_int64(s, 7);
+		cs->sorted = sqlite3_column_int(s, 8);
+		buf_reset(&cs->last_id);
+		buf_append(&cs->last_id, sqlite3_column_blob(s, 9), (size_t)sqlite3_column_bytes(s, 9));
 		if (tok && !cs->next_token) {
 			sqlite3_reset(s);
 			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
@@ -575,10 +599,12 @@ int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_
 	if (found && (restart || util_now_epoch() - updated > max_age_s)) {
 		snap->discarded_from = old;
 		crawl_state_fresh(&snap->cs);
-		if (drop_crawl(st, snap->group_key, err) < 0)
-			goto fail;
 		found = 0;
 	}
+	/* a fresh crawl starts from nothing: no checkpoint, and no pages a finished or
+	 * abandoned crawl left behind */
+	if (!found && drop_crawl(st, snap->group_key, err) < 0)
+		goto fail;
 	if (!(s = stmt(st, S_SNAP_INSERT, err)))
 		goto fail;
 	sqlite3_bind_int64(s, 1, run_id);
@@ -612,11 +638,21 @@ void store_snap_release(struct store_snap *snap)
 		return;
 	free(snap->cs.next_token);
 	snap->cs.next_token = NULL;
+	buf_release(&snap->cs.last_id);
 }
 
-int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
+/* memcmp order, as SQLite's BINARY collation. */
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen < blen ? -1 : alen > blen);
+}
+
+int store_stage_page(struct store *st, struct store_snap *snap, const char *const *ids,
 		     const size_t *lens, size_t n, struct cs_error *err)
 {
+	struct store_crawl_state *cs = &snap->cs;
 	sqlite3_stmt *s = stmt(st, S_STAGE_INSERT, err);
 	size_t i;
 
@@ -625,11 +661,23 @@ int store_stage_page(struct store *st, const struct store_snap *snap, const char
 	buf_reset(&st->page);
 	buf_putc(&st->page, '[');
 	for (i = 0; i < n; i++) {
+		const char *prev = i ? ids[i - 1] : buf_str(&cs->last_id);
+		size_t plen = i ? lens[i - 1] : cs->last_id.len;
+
+		/* the service serves sorted pages in practice; when it does, finalizing skips
+		 * the sort (any ID out of order, or repeated, turns that off for the walk) */
+		if (cs->sorted && (i || cs->staged_ids) &&
+		    bytes_cmp(prev, plen, ids[i], lens[i]) >= 0)
+			cs->sorted = 0;
 		if (i)
 			buf_putc(&st->page, ',');
 		buf_json_string(&st->page, ids[i], lens[i]);
 	}
 	buf_putc(&st->page, ']');
+	if (n) {
+		buf_reset(&cs->last_id);
+		buf_append(&cs->last_id, ids[n - 1], lens[n - 1]);
+	}
 	if (st->page.oom)
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	sqlite3_bind_int64(s, 1, snap->group_key);
@@ -657,6 +705,9 @@ int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_
 		sqlite3_bind_int64(s, 7, cs->total_reported);
 	sqlite3_bind_int(s, 8, cs->rewalked);
 	sqlite3_bind_int64(s, 9, util_now_epoch());
+	sqlite3_bind_int(s, 10, cs->sorted);
+	if (cs->last_id.len)
+		sqlite3_bind_text(s, 11, cs->last_id.data, (int)cs->last_id.len, SQLITE_STATIC);
 	return step_done(st, s, err);
 }
 
@@ -775,7 +826,7 @@ static int interval_close(struct store *st, const struct store_snap *snap,
  * staged ID is closed.  Adjacent equal staged IDs are duplicates.  In a dry run the same walk
  * only counts.
  */
-static int merge(struct store *st, const struct store_snap *snap, int64_t now,
+static int merge(struct store *st, const struct store_snap *snap, int in_order, int64_t now,
 		 struct store_tally *t, struct cs_error *err)
 {
 	struct cursor a = { NULL, 0, CS_BUF_INIT }, b = { NULL, 0, CS_BUF_INIT };
@@ -786,7 +837,7 @@ static int merge(struct store *st, const struct store_snap *snap, int64_t now,
 	int64_t ours = write ? snap->snapshot_id : -1;
 
 	memset(t, 0, sizeof(*t));
-	if (!(a.s = stmt(st, S_MERGE_STAGED, err)))
+	if (!(a.s = stmt(st, in_order ? S_MERGE_STAGED_IN_ORDER : S_MERGE_STAGED, err)))
 		goto out;
 	sqlite3_bind_int64(a.s, 1, snap->group_key);
 	/* a second prepared statement can be stepped at the same time as the first */
@@ -820,6 +871,11 @@ static int merge(struct store *st, const struct store_snap *snap, int64_t now,
 					break;
 				t->duplicates++;
 			}
+			/* read as staged, the order is our claim, not SQLite's: check it */
+			if (in_order && !a.done && key_cmp(&a.key, &prev) < 0) {
+				ret = 1;
+				goto out;
+			}
 			if (c == 0 && history_next(st, &b, ours, &h, err) < 0)
 				goto out;
 		} else {
@@ -845,11 +901,53 @@ out:
 	return ret;
 }
 
+static int count_query(struct store *st, enum stmt_id id, int64_t group, int64_t *out,
+		       struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, group);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, err, "count");
+	}
+	*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* The group has no interval yet: nothing can be removed or re-added, so the merge reduces to
+ * one INSERT ... SELECT, with no sort and no row crossing into C. */
+static int first_snapshot(struct store *st, const struct store_snap *snap, int64_t now,
+			  struct store_tally *t, struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_FIRST_SNAPSHOT, err);
+	int64_t staged = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	sqlite3_bind_int64(s, 2, snap->snapshot_id);
+	sqlite3_bind_int64(s, 3, now);
+	if (step_done(st, s, err) < 0)
+		return -1;
+	t->distinct = t->added = sqlite3_changes(st->db);
+	if (count_query(st, S_STAGED_TOTAL, snap->group_key, &staged, err) < 0)
+		return -1;
+	t->duplicates = staged - t->distinct;
+	return 0;
+}
+
 int store_snapshot_complete(struct store *st, const struct store_snap *snap,
 			    store_verdict_fn verdict, void *arg, struct store_tally *t,
 			    struct cs_error *err)
 {
-	int64_t now = util_now_epoch();
+	int64_t now = util_now_epoch(), any = 0;
 	enum store_verdict v;
 	char nowt[21];
 	sqlite3_stmt *s;
@@ -857,8 +955,24 @@ int store_snapshot_complete(struct store *st, const struct store_snap *snap,
 	util_format_utc(now, nowt);
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (merge(st, snap, now, t, err) < 0)
+	if (count_query(st, S_HAS_INTERVALS, snap->group_key, &any, err) < 0)
 		goto fail;
+	if (!any && st->mode != STORE_DRYRUN) {
+		if (first_snapshot(st, snap, now, t, err) < 0)
+			goto fail;
+	} else {
+		int rc = merge(st, snap, snap->cs.sorted, now, t, err);
+
+		if (rc > 0) {
+			/* not in order after all: undo and merge again with a sort */
+			store_rollback(st);
+			if (store_begin(st, err) < 0)
+				return -1;
+			rc = merge(st, snap, 0, now, t, err);
+		}
+		if (rc < 0)
+			goto fail;
+	}
 	v = verdict(arg, t);
 	if (v == STORE_REWALK) {
 		store_rollback(st);
@@ -876,12 +990,30 @@ int store_snapshot_complete(struct store *st, const struct store_snap *snap,
 	sqlite3_bind_int(s, 7, v == STORE_CONSISTENT);
 	sqlite3_bind_int64(s, 8, t->added);
 	sqlite3_bind_int64(s, 9, t->removed);
-	if (step_done(st, s, err) < 0 || drop_crawl(st, snap->group_key, err) < 0)
+	/* The staged pages stay until store_stage_sweep at the end of the run: freed now, their
+	 * pages would hold this run's new intervals, and the next run's staging would have to
+	 * grow the file instead of reusing them. */
+	if (step_done(st, s, err) < 0 || !(s = stmt(st, S_CKPT_DELETE, err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, snap->group_key);
+	if (step_done(st, s, err) < 0)
 		goto fail;
 	return store_commit(st, err);
 fail:
 	store_rollback(st);
 	return -1;
+}
+
+int store_stage_sweep(struct store *st, struct cs_error *err)
+{
+	if (store_begin(st, err) < 0)
+		return -1;
+	if (exec(st, "DELETE FROM cs_stage WHERE group_key NOT IN"
+		     " (SELECT group_key FROM cs_checkpoint)", err) < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, err);
 }
 
 int store_snapshot_fail(struct store *st, const struct store_snap *snap, const char *code,

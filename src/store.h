@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "error.h"
 
 struct store;
@@ -57,6 +58,9 @@ struct store_crawl_state {
 	int64_t staged_ids;     /* IDs staged by this walk, duplicates included */
 	int64_t total_reported; /* the latest Total, -1 before the first page */
 	int rewalked;           /* 1 once the group was walked again after a mismatch */
+	int sorted;             /* every ID staged so far rose strictly in byte order, so
+				 * finalizing can read them as staged, without a sort */
+	struct cs_buf last_id;  /* the last ID staged (owned) */
 };
 
 struct store_snap {
@@ -75,8 +79,9 @@ int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_
 			 struct store_snap *snap, struct cs_error *err);
 void store_snap_release(struct store_snap *snap);
 
-/* Stages one page of IDs as page number snap->cs.pages (inside the caller's transaction). */
-int store_stage_page(struct store *st, const struct store_snap *snap, const char *const *ids,
+/* Stages one page of IDs as page number snap->cs.pages (inside the caller's transaction),
+ * and keeps snap->cs.sorted and last_id up to date. */
+int store_stage_page(struct store *st, struct store_snap *snap, const char *const *ids,
 		     const size_t *lens, size_t n, struct cs_error *err);
 
 /* Writes snap->cs as the group's checkpoint (inside the caller's transaction). */
@@ -106,12 +111,17 @@ typedef enum store_verdict (*store_verdict_fn)(void *arg, const struct store_tal
  * Finalizes the crawl in one transaction: sorts the staged IDs and merges them with the
  * group's intervals in one pass, opening an interval for each ID new to the group and
  * closing those of IDs no longer present; then asks verdict.  On STORE_REWALK everything is
- * rolled back and 1 is returned; otherwise the snapshot is complete, the staging dropped, and
- * 0 is returned.  In a dry run nothing is written, only counted.
+ * rolled back and 1 is returned; otherwise the snapshot is complete, its checkpoint dropped
+ * (its pages wait for store_stage_sweep), and 0 is returned.  In a dry run nothing is
+ * written, only counted.
  */
 int store_snapshot_complete(struct store *st, const struct store_snap *snap,
 			    store_verdict_fn verdict, void *arg, struct store_tally *tally,
 			    struct cs_error *err);
+
+/* Frees the pages staged by crawls that have ended (completed or abandoned without a
+ * checkpoint).  Called once at the end of a run. */
+int store_stage_sweep(struct store *st, struct cs_error *err);
 
 /* Marks the snapshot failed with the service's code, message and request id (any may be
  * NULL).  keep_checkpoint keeps the staged pages so the next run resumes the crawl. */
