@@ -57,10 +57,17 @@ static const char *const stmt_sql[S_COUNT] = {
 		"SELECT snapshot_id, page_no, next_token, pages, staged_ids, total_reported,"
 		" rewalked, updated_epoch, sorted, last_id FROM cs_checkpoint WHERE group_key = ?1",
 	[S_CKPT_DELETE] = "DELETE FROM cs_checkpoint WHERE group_key = ?1",
+	/* an update in place on every page, not a delete and insert */
 	[S_CKPT_UPSERT] =
-		"INSERT OR REPLACE INTO cs_checkpoint (group_key, snapshot_id, page_no, next_token,"
+		"INSERT INTO cs_checkpoint (group_key, snapshot_id, page_no, next_token,"
 		" pages, staged_ids, total_reported, rewalked, updated_epoch, sorted, last_id)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (group_key) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
+		" page_no = excluded.page_no, next_token = excluded.next_token,"
+		" pages = excluded.pages, staged_ids = excluded.staged_ids,"
+		" total_reported = excluded.total_reported, rewalked = excluded.rewalked,"
+		" updated_epoch = excluded.updated_epoch, sorted = excluded.sorted,"
+		" last_id = excluded.last_id",
 	[S_STAGE_INSERT] = "INSERT OR REPLACE INTO cs_stage (group_key, seq, n, ids) VALUES (?1, ?2, ?3, ?4)",
 	[S_STAGE_CLEAR] = "DELETE FROM cs_stage WHERE group_key = ?1",
 	[S_SNAP_INSERT] =
