@@ -312,8 +312,9 @@ class Bench:
         ours = []
         for l in out.splitlines():
             parts = l.split()
+            # "  1.68%  credsync  [.] buf_json_string  ..."
             if len(parts) >= 4 and parts[0].endswith("%") and parts[1] == "credsync":
-                ours.append((float(parts[0][:-1]), parts[-1]))
+                ours.append((float(parts[0][:-1]), parts[3]))
         worst = max(ours) if ours else (0.0, "-")
         by_dso = {}
         for l in out.splitlines():
