@@ -16,6 +16,8 @@ trap cleanup EXIT
 export ALIBABA_CLOUD_ACCESS_KEY_ID=testid
 export ALIBABA_CLOUD_ACCESS_KEY_SECRET=testsecret
 export CREDSYNC_SIM_ACCESS_KEY_SECRET=testsecret
+# Nothing but loopback is contacted: the ECS metadata provider of the default chain is off.
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 
 "$BUILD/bin/credsync-sim" --listen 127.0.0.1:0 --port-file "$work/port" \
 	--instances 2 --groups 3 --devices 250 --fault SystemOverFlow=0.1 --seed 42 \

@@ -96,7 +96,9 @@ def run_rss(cmd, env=None, cwd=None):
 
 def cred_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
-    env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET})
+    # the network rule: the default chain must never reach the real metadata address
+    env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
+                "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"})
     env.update(extra or {})
     return env
 

@@ -12,10 +12,24 @@ import harness
 
 SECRET = harness.ACCESS_KEY_SECRET
 
+# The network rule: no test may reach the real ECS metadata address (100.100.100.200) or an
+# STS host, not even through the default credential chain.  Every environment a test builds
+# starts from this one, which turns the metadata provider off (a test of that provider points
+# CREDSYNC_METADATA_ENDPOINT at credsync-sim instead).
+NO_METADATA = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+
+
+def clean_env(extra=None):
+    """The test process's environment without any credential variable, metadata disabled."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_", "CREDSYNC_CONFIG"))}
+    env.update(NO_METADATA)
+    env.update(extra or {})
+    return env
+
 
 def cred_env(key_id=harness.ACCESS_KEY_ID, secret=SECRET, extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_"))}
+    env = clean_env()
     env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = key_id
     env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = secret
     env.pop("CREDSYNC_CONFIG", None)

@@ -19,9 +19,7 @@ SECRET = "S3cr3t-Key-That-Must-Not-Leak+/="
 
 def base_env(d, extra=None):
     """An environment with no credentials at all and HOME in d."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALIBABA_CLOUD_", "ALICLOUD_", "CREDSYNC_CONFIG"))}
-    env["HOME"] = d
+    env = cs.clean_env({"HOME": d})
     env.update(extra or {})
     return env
 
