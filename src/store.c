@@ -412,8 +412,19 @@ static void warn_symlink(const char *path)
 			"could have made it point elsewhere; prefer a private directory", path, dir);
 }
 
+enum file_kind {
+	FILE_NEW,       /* missing, empty, or SQLite without a single schema object */
+	FILE_OURS,      /* credsync's application_id */
+	FILE_OURS_OLD,  /* a credsync database from before the application_id (version 1) */
+	FILE_FOREIGN,   /* anything else: never written */
+};
+
+static int classify(const char *path, const char *shown, enum file_kind *kind,
+		    struct cs_error *err);
+
 int store_locate(const char *path, char **real, struct cs_error *err)
 {
+	enum file_kind kind;
 	char *dir = NULL, *rdir = NULL, *out = NULL;
 	const char *base;
 	struct stat sb;
@@ -434,6 +445,11 @@ int store_locate(const char *path, char **real, struct cs_error *err)
 		if (!(out = realpath(path, NULL)))
 			return cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s", path,
 					    strerror(errno));
+		/* another application's file is refused before even a lock file is made */
+		if (classify(out, path, &kind, err) < 0) {
+			free(out);
+			return -1;
+		}
 		*real = out;
 		return 0;
 	}
@@ -470,13 +486,6 @@ int store_locate(const char *path, char **real, struct cs_error *err)
 	*real = out;
 	return 0;
 }
-
-enum file_kind {
-	FILE_NEW,       /* missing, empty, or SQLite without a single schema object */
-	FILE_OURS,      /* credsync's application_id */
-	FILE_OURS_OLD,  /* a credsync database from before the application_id (version 1) */
-	FILE_FOREIGN,   /* anything else: never written */
-};
 
 /*
  * What the file at path is, read through a read-only connection that changes nothing: no

@@ -29,7 +29,8 @@ enum store_mode {
  * (the directory is resolved when the file does not exist yet), so that every name of one
  * file shares one lock and one WAL.  Refuses a file that is not a regular file or that has
  * more than one hard link (SQLite keeps the WAL beside the name, so two names would be two
- * WALs of one file).  *real is malloc'd.
+ * WALs of one file), and a file that is not credsync's (see store_open).  *real is
+ * malloc'd.
  */
 int store_locate(const char *path, char **real, struct cs_error *err);
 
