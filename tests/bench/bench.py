@@ -6,7 +6,10 @@ runs measured side by side in one session; peak memory is the child's maxrss fro
 The machine is shared and noisy: read ratios, not absolute seconds.
 
   python3 tests/bench/bench.py [--build DIR] [--only NAME ...] [--runs N] [--quick]
-Names: sim, million, floors, peer, latency, profile, storage, diff, rate.
+                               [--model-seeds N]
+Names: sim, million, floors, peer, latency, profile, storage, diff, rate, model (the
+randomized model test of tests/integration/test_model.py over N seeds of 40 steps,
+default 60).
 """
 import argparse
 import json
@@ -131,6 +134,7 @@ class Bench:
         self.bin = os.path.join(self.build, "bin")
         self.runs = args.runs
         self.quick = args.quick
+        self.model_seeds = args.model_seeds
         self.work = tempfile.mkdtemp(prefix="credsync-bench-")
         self.credsync = os.path.join(self.bin, "credsync")
 
@@ -406,11 +410,32 @@ class Bench:
         s, req, thr, rate = res["fixed"]
         report("fixed (rate control off): throttled share", "%.1f%%" % (100.0 * thr / req), "(comparison)", True)
 
+    # -- issue 16: the randomized model test, many more sequences than CI runs ------------
+    def b_model(self):
+        seeds = self.model_seeds or (10 if self.quick else 60)
+        log("\n[model] tests/integration/test_model.py: %d seeded sequences (40 steps) of mutations, syncs, "
+            "kill -9, dry runs and prunes against a full-copy model" % seeds)
+        env = dict(os.environ, CREDSYNC_BIN=self.credsync,
+                   CREDSYNC_SIM=os.path.join(self.bin, "credsync-sim"), CREDSYNC_TOOLS=self.bin,
+                   CREDSYNC_MODEL_SEEDS="1000-%d" % (1000 + seeds - 1), CREDSYNC_MODEL_STEPS="40",
+                   ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", PYTHONDONTWRITEBYTECODE="1")
+        env.pop("CREDSYNC_WRAPPER", None)
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "integration", "test_model.py"),
+                            "--report"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = p.stdout.decode("utf-8", "replace")
+        for line in out.splitlines():
+            log("  " + line)
+        last = [x for x in out.splitlines() if x.startswith("model: ")]
+        words = last[-1].split() if last else ["model:", "0", "of", str(seeds)]
+        passed, total = int(words[1]), int(words[3])
+        report("model sequences passed (seeds 1000..%d)" % (1000 + seeds - 1), "%d/%d" % (passed, total),
+               "all", passed == total and total == seeds)
+
     def close(self):
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-ALL = ["sim", "million", "floors", "peer", "latency", "profile", "storage", "diff", "rate"]
+ALL = ["sim", "million", "floors", "peer", "latency", "profile", "storage", "diff", "rate", "model"]
 
 
 def main():
@@ -419,6 +444,8 @@ def main():
     ap.add_argument("--only", nargs="*", default=ALL)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model-seeds", type=int, default=0,
+                    help="sequences of the model benchmark (default 60, 10 with --quick)")
     a = ap.parse_args()
     b = Bench(a)
     log("credsync benchmarks (%s, %d CPUs); medians of %d runs" % (time.strftime("%Y-%m-%d %H:%M"),
