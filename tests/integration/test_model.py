@@ -76,6 +76,7 @@ class Model:
         self.pending = False   # a killed run may have left checkpoints: no data edit until a sync
         self.log = []
         self.read_col = None
+        self.churn = False     # the simulator changes groups while they are walked
         self.restart()
 
     # ---- the world -------------------------------------------------------------------
@@ -87,6 +88,8 @@ class Model:
         args = ["--dataset", path, "--latency", "1"]
         for g in sorted(self.refused):
             args += ["--fault", "PermissionCheckFailed=1@%s/%s" % (INST, g)]
+        if self.churn:
+            args += ["--churn-during-crawl", "0.5", "--seed", str(self.rng.randint(1, 1 << 30))]
         self.sim = Sim(*args).start()
         self.cfg = cs.write_config(os.path.join(self.dir, "c.yaml"), [
             {"id": INST, "endpoint": self.sim.endpoint, "groups": GROUPS}], database=self.db,
@@ -186,7 +189,7 @@ class Model:
                and s not in self.gone and (below is None or s < below)]
         return max(ids) if ids else None
 
-    def learn_new(self, run_id, served, expect_all):
+    def learn_new(self, run_id, served, expect_all, adopt=False):
         """Reads the snapshots the database has and the model does not; checks ids, contents
         and changes against what the simulator served.  expect_all: every configured group
         has a snapshot of run_id."""
@@ -205,15 +208,25 @@ class Model:
             g = v["group"]
             if v["status"] == "running":
                 continue         # a killed run's: learnt when the next run marks it
-            rec = dict(group=g, run=v["run"], status=v["status"], read=v["read"])
+            rec = dict(group=g, run=v["run"], status=v["status"], read=v["read"], code=v["code"])
             if v["status"] == "complete":
                 self.check(g in served, "snapshot %d of %s complete, the group is refused" % (s, g))
                 got = self.members(s)
-                self.check(got == served[g], "snapshot %d of %s: %d members, served %d; extra %s missing %s" % (
-                    s, g, len(got), len(served[g]), sorted(got - served[g])[:3], sorted(served[g] - got)[:3]))
                 prev = self.latest_complete(g)
                 before = self.snaps[prev]["members"] if prev else set()
-                rec.update(members=got, added=got - before, removed=before - got if prev else set())
+                consistent = self.q("SELECT consistent FROM snapshots WHERE snapshot_id = ?", (s,))[0][0]
+                if not adopt:
+                    self.check(consistent == 1, "snapshot %d of %s: consistent = %s, the data stood still" % (
+                        s, g, consistent))
+                    self.check(got == served[g], "snapshot %d of %s: %d members, served %d; extra %s missing %s" % (
+                        s, g, len(got), len(served[g]), sorted(got - served[g])[:3], sorted(served[g] - got)[:3]))
+                if consistent == 0:
+                    # a walk that does not add up proves no removal: the members of the
+                    # previous snapshot it did not see are carried forward
+                    self.check(got >= before, "snapshot %d of %s (consistent = 0) lost %s" % (
+                        s, g, sorted(before - got)[:3]))
+                rec.update(members=got, added=got - before,
+                           removed=before - got if prev and consistent == 1 else set())
                 for c in got:
                     key = (g, c)
                     if key not in self.first_seen:
@@ -222,7 +235,8 @@ class Model:
                         self.check(fs, "%s in snapshot %d but not in current_clients" % (c, s))
                         self.first_seen[key] = fs[0][0]
             else:
-                self.check(v["code"] in ("PermissionCheckFailed", "Interrupted"),
+                self.check(v["code"] in ("PermissionCheckFailed", "Interrupted") or (
+                               adopt and v["code"] == "IncompleteWalk"),
                            "snapshot %d of %s failed with %s" % (s, g, v["code"]))
                 if v["code"] == "PermissionCheckFailed":
                     self.check(g not in served, "snapshot %d of %s failed, the group is served" % (s, g))
@@ -406,6 +420,43 @@ class Model:
                            "snapshot %d read at %s, the run was %s..now" % (s, v["read"], iso(t0)))
         self.pending = False
 
+    def churn_sync(self):
+        """A sync while the simulator changes every group as it is walked (the only source of
+        walks that do not add up): the result is not predictable, so the model takes what
+        the database holds, after checking what must hold whatever the walk saw: a complete
+        snapshot with consistent = 0 keeps every member of the one before and records no
+        removal, a failed one is IncompleteWalk; the run row counts them."""
+        served = self.served()
+        self.churn = True
+        self.restart()
+        self.sim.reset_stats()
+        p = cs.run(["-c", self.cfg, "sync"])
+        self.check(p.returncode in (0, 1), "sync with churn: exit %d %s" % (p.returncode, p.stderr[-800:]))
+        requests = self.sim.stats()["rpc_requests"]
+        run_id = self.q("SELECT max(run_id) FROM runs")[0][0]
+        self.check(run_id > self.high_run, "run id %d reused (highest ever %d)" % (run_id, self.high_run))
+        self.high_run = run_id
+        self.repair_killed(run_id)
+        self.learn_new(run_id, served, True, adopt=True)
+        ok = sum(1 for v in self.snaps.values() if v["run"] == run_id and v["status"] == "complete")
+        failed = sum(1 for v in self.snaps.values() if v["run"] == run_id and v["status"] == "failed")
+        self.check(p.returncode == (1 if failed else 0), "sync with churn: exit %d, %d group(s) failed" % (
+            p.returncode, failed))
+        self.runs[run_id] = dict(status="complete" if not failed else "partial" if ok else "failed",
+                                 ok=ok, failed=failed, requests=requests)
+        # the data as the churn left it becomes the world
+        dump = cs.sim_inventory(self.sim)
+        for g in GROUPS:
+            if (INST, g) not in dump:
+                continue
+            new = dump[(INST, g)]
+            old = set(self.data[g])
+            self.removed[g] = [x for x in self.removed[g] if x not in new] + sorted(old - new)
+            self.data[g] = sorted(new)
+        self.churn = False
+        self.restart()
+        self.pending = False
+
     def repair_killed(self, run_id):
         """After a run following a kill: the killed runs' rows are 'interrupted' and count
         what they completed; their running snapshots are failed 'Interrupted'."""
@@ -414,9 +465,9 @@ class Model:
             if not row:
                 self.fail("killed run %d has no row after the next run" % r)
             status, ok, failed, requests = row[0]
-            snaps = self.db_snaps()
-            done = sum(1 for v in snaps.values() if v["run"] == r and v["status"] == "complete")
-            refused = sum(1 for v in snaps.values() if v["run"] == r and v["code"] == "PermissionCheckFailed")
+            # what the model learnt of that run, pruned since or not
+            done = sum(1 for v in self.snaps.values() if v["run"] == r and v["status"] == "complete")
+            refused = sum(1 for v in self.snaps.values() if v["run"] == r and v["code"] == "PermissionCheckFailed")
             self.check(status == "interrupted", "killed run %d marked %r, expected 'interrupted'" % (r, status))
             self.check(ok == done, "killed run %d: groups_ok %d, it completed %d" % (r, ok, done))
             self.check(failed == refused, "killed run %d: groups_failed %d, %d refused" % (r, failed, refused))
@@ -522,6 +573,11 @@ class Model:
         x = r.random()
         if x < 0.35 and not self.pending:
             self.mutate()
+            return
+        if x > 0.95 and not self.pending:
+            self.note("sync with churn during the crawl")
+            self.churn_sync()
+            self.full_check()
             return
         if x < 0.62:
             self.note("sync")
