@@ -52,6 +52,8 @@ enum stmt_id {
 	S_FIRST_SNAPSHOT_FS,
 	S_FIRST_SEEN_LOOKUP,
 	S_HAS_FIRST_SEEN,
+	S_RATE_GET,
+	S_RATE_PUT,
 	S_COUNT
 };
 
@@ -135,6 +137,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		"SELECT first_seen FROM cs_first_seen WHERE group_key = ?1 AND client_id = ?2",
 	[S_HAS_FIRST_SEEN] =
 		"SELECT count(*) FROM (SELECT 1 FROM cs_first_seen WHERE group_key = ?1 LIMIT 1)",
+	[S_RATE_GET] = "SELECT rate FROM main.cs_rate WHERE host = ?1 AND updated_epoch >= ?2",
+	[S_RATE_PUT] =
+		"INSERT INTO main.cs_rate (host, rate, updated_epoch) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (host) DO UPDATE SET rate = excluded.rate,"
+		" updated_epoch = excluded.updated_epoch",
 };
 
 struct store {
@@ -735,6 +742,40 @@ damaged:
 	sqlite3_finalize(s);
 	buf_release(&found);
 	return -1;
+}
+
+int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
+		   struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RATE_GET, err);
+	int rc;
+
+	*rate = 0;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, util_now_epoch() - max_age_s);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*rate = sqlite3_column_double(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "rate lookup");
+	return 0;
+}
+
+int store_rate_put(struct store *st, const char *host, double rate, struct cs_error *err)
+{
+	sqlite3_stmt *s;
+
+	if (st->mode != STORE_WRITE)
+		return 0;
+	if (!(s = stmt(st, S_RATE_PUT, err)))
+		return -1;
+	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, rate);
+	sqlite3_bind_int64(s, 3, util_now_epoch());
+	return step_done(st, s, err);
 }
 
 int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err)

@@ -79,6 +79,12 @@ int store_quick_check(struct store *st, struct cs_error *err);
  * "StorageError"; NULL while nothing has failed. */
 const char *store_failure_code(const struct store *st);
 
+/* The rate remembered for an endpoint host (0 when none, or older than max_age_s). */
+int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
+		   struct cs_error *err);
+/* Remembers the rate for host (nothing in a dry run). */
+int store_rate_put(struct store *st, const char *host, double rate, struct cs_error *err);
+
 /* Copies the WAL into the database (PASSIVE: as far as readers allow; truncate: all of it,
  * then empties the file) and warns when a reader keeps the WAL from shrinking past 64 MiB. */
 int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err);
