@@ -21,8 +21,11 @@ def gen(gid, n, start=0):
     return ["%s@@@dev-%05d" % (gid, i) for i in range(start, start + n)]
 
 
-def start_sync(cfg, *args):
-    return subprocess.Popen(cs.command() + ["-c", cfg, "sync"] + list(args),
+def start_sync(cfg, *args, bare=False):
+    """bare: without $CREDSYNC_WRAPPER (valgrind catches every signal itself, so the
+    process's signal mask would not say whether credsync's own code runs yet)."""
+    cmd = [harness.credsync_path()] if bare else cs.command()
+    return subprocess.Popen(cmd + ["-c", cfg, "sync"] + list(args),
                             env=cs.cred_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
 
@@ -342,7 +345,7 @@ def early_signal(sig, status, times):
             files = (db, db + ".lock", os.path.realpath(db) + ".lock")
             mode = i % 3
             delay = delays[(i // 3) % len(delays)] / 1000.0
-            p = start_sync(cfg)
+            p = start_sync(cfg, bare=True)
             deadline = time.monotonic() + 2
             if mode == 1:     # a few ms after the heap appears
                 while time.monotonic() < deadline and p.poll() is None:
