@@ -76,6 +76,7 @@ class Model:
         self.pending = False   # a killed run may have left checkpoints: no data edit until a sync
         self.log = []
         self.read_col = None
+        self.t_start = int(time.time())
         self.churn = False     # the simulator changes groups while they are walked
         self.restart()
 
@@ -233,6 +234,9 @@ class Model:
                         fs = self.q("SELECT first_seen_at FROM current_clients WHERE group_id = ? AND client_id = ?",
                                     (g, c))
                         self.check(fs, "%s in snapshot %d but not in current_clients" % (c, s))
+                        self.check(self.t_start - 1 <= epoch(fs[0][0]) <= time.time() + 1,
+                                   "%s first seen at %s, outside the sequence (%s..now)" % (
+                                       c, fs[0][0], iso(self.t_start)))
                         self.first_seen[key] = fs[0][0]
             else:
                 self.check(v["code"] in ("PermissionCheckFailed", "Interrupted") or (
