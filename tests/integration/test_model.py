@@ -239,9 +239,13 @@ class Model:
                                        c, fs[0][0], iso(self.t_start)))
                         self.first_seen[key] = fs[0][0]
             else:
+                # with churn: a walk short of Total beyond the tolerance, or a page of IDs the
+                # walk already had (a full last page has no NextToken, and the PageNo after
+                # it overlaps what the keyset pages gave once IDs were added in front)
                 self.check(v["code"] in ("PermissionCheckFailed", "Interrupted") or (
-                               adopt and v["code"] == "IncompleteWalk"),
-                           "snapshot %d of %s failed with %s" % (s, g, v["code"]))
+                               adopt and v["code"] in ("IncompleteWalk", "PagingLoop")),
+                           "snapshot %d of %s failed with %s: %s" % (s, g, v["code"], self.q(
+                               "SELECT error_message FROM snapshots WHERE snapshot_id = ?", (s,))[0][0]))
                 if v["code"] == "PermissionCheckFailed":
                     self.check(g not in served, "snapshot %d of %s failed, the group is served" % (s, g))
             self.snaps[s] = rec
@@ -429,7 +433,7 @@ class Model:
         walks that do not add up): the result is not predictable, so the model takes what
         the database holds, after checking what must hold whatever the walk saw: a complete
         snapshot with consistent = 0 keeps every member of the one before and records no
-        removal, a failed one is IncompleteWalk; the run row counts them."""
+        removal, a failed one is IncompleteWalk or PagingLoop; the run row counts them."""
         served = self.served()
         self.churn = True
         self.restart()
