@@ -6,7 +6,6 @@ SQLite file, damaged.  The cases that need root (tmpfs, another user) are test_t
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import threading
@@ -229,6 +228,32 @@ def test_same_page_forever():
         svc.close()
 
 
+def test_page_cycle():
+    """A long cycle of pages (each new for a while, then the same 40 pages again), fresh
+    tokens, a huge Total: no new ID for a few pages is PagingLoop, whatever the window."""
+    d = harness.tmpdir()
+    cycle = 40
+
+    def fn(n, q):
+        no = int(q.get("PageNo", "1"))
+        return 200, body(ids(100, start=100 * ((n - 1) % cycle)), "999999999999", no, 100, "c-%d" % n), {}
+    svc = FakeService(fn)
+    try:
+        db = os.path.join(d, "inv.db")
+        cfg = config(d, svc.port, db)
+        try:
+            p = cs.run(["-c", cfg, "sync"], timeout=40)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still paging after 40 s (%d requests)" % svc.requests)
+        cs.expect(p, 1, "page cycle")
+        s = cs.snapshots(db)[-1]
+        assert s["status"] == "failed" and s["error_code"] == "PagingLoop", s
+        assert svc.requests <= 2 * (cycle + 4), svc.requests
+        assert cs.query(db, "SELECT count(*) FROM cs_stage") == [(0,)], "staged pages kept"
+    finally:
+        svc.close()
+
+
 def test_page_ceiling():
     """Every page new IDs, a fresh token, a huge Total: max_pages stops the walk."""
     d = harness.tmpdir()
@@ -354,6 +379,20 @@ def test_foreign_sqlite_file_untouched():
                 left = sorted(f for f in os.listdir(sub) if f.startswith("other.db-"))
                 assert left == [], (what, left)
         assert svc.requests == 0, svc.requests
+        # an old credsync database (user_version 1, exactly the 001 tables, no application_id)
+        # is credsync's own: it is migrated and used
+        db = os.path.join(d, "old.db")
+        schema = os.path.join(os.environ.get("CREDSYNC_SOURCE_DIR", os.path.join(harness.HERE, "..", "..")),
+                              "schema", "001_initial.sql")
+        con = sqlite3.connect(db)
+        with open(schema) as f:
+            con.executescript(f.read())
+        con.execute("PRAGMA user_version = 1")
+        con.commit()
+        con.close()
+        cfg = config(d, svc.port, db)
+        cs.expect(cs.run(["-c", cfg, "sync"]), 0, "sync into an old credsync database")
+        assert members(db) == set(ids(10))
         # an empty file is adopted
         db = os.path.join(d, "empty.db")
         open(db, "w").close()
@@ -441,6 +480,9 @@ def test_echoed_token_found_nowhere():
             outputs += [("stdout of %s" % args, p.stdout), ("stderr of %s" % args, p.stderr)]
         s = cs.snapshots(db)[-1]
         assert s["error_code"] == "SignatureDoesNotMatch", s
+        # scrubbed, not dropped: the message keeps its RequestId and marks what it hid
+        assert "***" in (s["error_message"] or ""), s
+        assert "REQ-SIG" in (s["error_message"] or "") + outputs[1][1], (s, outputs[1][1][-1000:])
         for path in (db, db + "-wal", db + ".lock", prom):
             if os.path.exists(path):
                 with open(path, "rb") as f:
@@ -454,6 +496,6 @@ def test_echoed_token_found_nowhere():
 
 
 if __name__ == "__main__":
-    cs.main([test_short_walks, test_same_page_forever, test_page_ceiling, test_lock_follows_the_file, test_hard_link_refused,
-             test_foreign_sqlite_file_untouched, test_damage_found_before_any_request,
-             test_echoed_token_found_nowhere])
+    cs.main([test_short_walks, test_same_page_forever, test_page_cycle, test_page_ceiling,
+             test_lock_follows_the_file, test_hard_link_refused, test_foreign_sqlite_file_untouched,
+             test_damage_found_before_any_request, test_echoed_token_found_nowhere])
