@@ -77,15 +77,16 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"database", "credentials", "defaults", "instances", "metrics_file", "checkpoint_max_age",
-	NULL,
+	"finalize_max_age", NULL,
 };
 static const char *const settings_keys[] = {
 	"page_size", "qps", "concurrency", "timeout", "retry", "signature", "rate_control",
-	"ca_file", NULL,
+	"ca_file", "consistency_tolerance", "max_pages", NULL,
 };
 static const char *const instance_keys[] = {
 	"id", "region", "endpoint", "groups", "page_size", "qps", "concurrency", "timeout",
-	"retry", "signature", "rate_control", "ca_file", NULL,
+	"retry", "signature", "rate_control", "ca_file", "consistency_tolerance", "max_pages",
+	NULL,
 };
 static const char *const instance_only_keys[] = { "id", "region", "endpoint", "groups", NULL };
 static const char *const credentials_keys[] = { "profile", NULL };
@@ -823,6 +824,32 @@ static int apply_retry(struct loader *ld, const struct node *map, struct cfg_set
 		    "(expected max_delay >= base_delay)", max, base);
 }
 
+/* consistency_tolerance: a count of IDs ("0", "25") or a percentage of Total ("0.5%"). */
+static int get_tolerance(struct loader *ld, const struct node *n, struct cfg_settings *s)
+{
+	const char *what = "a count of IDs like 10, or a percentage of Total like 0.5%";
+	char q[QUOTE_MAX + 2], *end = NULL;
+	double pct;
+	int count;
+
+	if (want_scalar(ld, n, "consistency_tolerance", what) < 0)
+		return -1;
+	if (n->len > 1 && n->value[n->len - 1] == '%') {
+		pct = strtod(n->value, &end);
+		if (end != n->value + n->len - 1 || !isdigit((unsigned char)n->value[0]) ||
+		    !(pct >= 0 && pct <= 100))
+			return fail(ld, n, "consistency_tolerance: expected %s (0%%..100%%), got %s",
+				    what, describe(n, q, sizeof(q)));
+		s->tolerance_count = -1;
+		s->tolerance_pct = pct;
+		return 0;
+	}
+	if (get_int(ld, n, "consistency_tolerance", 0, 1000000000, &count) < 0)
+		return -1;
+	s->tolerance_count = count;
+	return 0;
+}
+
 /* Applies one settings key to s.  Returns 1 when done, 0 when key is not a setting, or -1
  * with the error set. */
 static int apply_setting(struct loader *ld, const struct node *k, const struct node *v,
@@ -850,6 +877,10 @@ static int apply_setting(struct loader *ld, const struct node *k, const struct n
 			s->rate_control = which ? CFG_RATE_FIXED : CFG_RATE_ADAPTIVE;
 	} else if (key_is(k, "ca_file")) {
 		r = set_string(ld, v, "ca_file", "a path to a CA bundle", &s->ca_file);
+	} else if (key_is(k, "consistency_tolerance")) {
+		r = get_tolerance(ld, v, s);
+	} else if (key_is(k, "max_pages")) {
+		r = get_int(ld, v, "max_pages", 1, 10000000, &s->max_pages);
 	} else {
 		return 0;
 	}
@@ -1295,6 +1326,8 @@ static int load_tree(struct loader *ld, struct config *cfg)
 			r = set_string(ld, v, "metrics_file", "a path", &cfg->metrics_file);
 		else if (key_is(k, "checkpoint_max_age"))
 			r = get_duration(ld, v, "checkpoint_max_age", &cfg->checkpoint_max_age_ms);
+		else if (key_is(k, "finalize_max_age"))
+			r = get_duration(ld, v, "finalize_max_age", &cfg->finalize_max_age_ms);
 		if (r < 0)
 			return -1;
 	}
@@ -1325,6 +1358,19 @@ void config_settings_default(struct cfg_settings *s)
 	s->signature = CFG_SIG_V3;
 	s->rate_control = CFG_RATE_ADAPTIVE;
 	s->ca_file = NULL;
+	s->tolerance_count = -1;
+	s->tolerance_pct = 0.1;
+	s->max_pages = 100000;
+}
+
+int64_t config_tolerance(const struct cfg_settings *s, int64_t total)
+{
+	int64_t t;
+
+	if (s->tolerance_count >= 0)
+		return s->tolerance_count;
+	t = (int64_t)((double)(total > 0 ? total : 0) * s->tolerance_pct / 100.0);
+	return t > 1 ? t : 1;
 }
 
 /* On failure returns -1 with err set (CS_ERR_CONFIG, CS_ERR_NOMEM) and *out NULL; on success
@@ -1355,6 +1401,7 @@ int config_load_string(struct config **out, const char *name, const char *text, 
 	ld->err = err;
 	config_settings_default(&cfg->defaults);
 	cfg->checkpoint_max_age_ms = 6 * 3600 * 1000;
+	cfg->finalize_max_age_ms = 5 * 60 * 1000;
 	if (build_tree(ld) < 0 || load_tree(ld, cfg) < 0)
 		goto out;
 	*out = cfg;

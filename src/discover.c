@@ -8,6 +8,7 @@
 #include "api.h"
 #include "log.h"
 #include "retry.h"
+#include "scrub.h"
 #include "util.h"
 
 void discovered_release(struct discovered *d)
@@ -107,6 +108,12 @@ int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 				dedupe(out);
 				rate_on_success(&rl, util_mono_ms());
 				return 0;
+			}
+			if (res != API_OK) {
+				const char *secrets[] = { creds->access_key_secret, creds->security_token };
+
+				scrub_text(aerr.message, sizeof(aerr.message), secrets, 2);
+				scrub_text(detail, sizeof(detail), secrets, 2);
 			}
 			if (res == API_SERVICE_ERROR) {
 				snprintf(out->code, sizeof(out->code), "%s", aerr.code);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <yaml.h>
 
@@ -62,6 +64,19 @@ static void print_version(void)
 	       sqlite3_libversion(), cJSON_Version(), yaml_get_version_string());
 }
 
+/*
+ * The AccessKey secret and session tokens live in this process's memory: made non-dumpable,
+ * no other process of the same user can ptrace it or read its /proc files (environ, mem),
+ * and a crash leaves no core file holding them.
+ */
+static void harden_process(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &none);
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_HELP = 0x3001, O_VERSION };
@@ -77,6 +92,8 @@ int main(int argc, char **argv)
 	size_t i;
 	int c, rc = -1;
 
+	harden_process();
+	cli_signals_install();
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "hV", longopts, NULL)) != -1) {
 		switch (c) {

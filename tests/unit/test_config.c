@@ -307,7 +307,7 @@ static const struct bad bad_configs[] = {
 	  "t.yaml:1:1: ", "unknown key 'databse' at the top level (did you mean 'database'?)" },
 	{ "unknown key without a near match", "colour: red\n" INST,
 	  "t.yaml:1:1: ", "unknown key 'colour' at the top level (expected one of: database, "
-	  "credentials, defaults, instances, metrics_file, checkpoint_max_age)" },
+	  "credentials, defaults, instances, metrics_file, checkpoint_max_age, finalize_max_age)" },
 	{ "misspelt page_size", "defaults:\n  page_sise: 10\n" INST,
 	  "t.yaml:2:3: ", "unknown key 'page_sise' in defaults (did you mean 'page_size'?)" },
 	{ "misspelt key in an instance", INST "    regoin: cn-beijing\n",
