@@ -108,12 +108,12 @@ def test_read_only_database():
             assert svc.requests == before, "%s: %d requests sent before the database was found read-only" % (
                 what, svc.requests - before)
             undo()
+            p = run(d, ["-c", cfg, "sync"])
+            cs.expect(p, 0, "sync after the mode was fixed (%s)" % what)
             for x in ("-wal", "-shm"):
                 if os.path.exists(db + x):
                     mode = os.stat(db + x).st_mode & 0o777
                     assert mode & 0o600 == 0o600, (what, x, oct(mode))
-            p = run(d, ["-c", cfg, "sync"])
-            cs.expect(p, 0, "sync after the mode was fixed (%s)" % what)
             s = last_snapshot(db)
             assert s == ("complete", 250), (what, s)
     finally:
