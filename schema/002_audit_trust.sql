@@ -14,6 +14,7 @@
 -- * application_id and cs_meta mark the file as credsync's, so a file of another application
 --   is never adopted.
 -- * identity: which credentials produced each snapshot (kind and masked key id or role ARN).
+-- * cs_rate: the request rate each endpoint host accepted, remembered across runs.
 
 DROP VIEW runs;
 DROP VIEW snapshots;
@@ -91,6 +92,14 @@ CREATE TABLE cs_first_seen (
 	client_id  TEXT NOT NULL,
 	first_seen INTEGER NOT NULL,
 	PRIMARY KEY (group_key, client_id)
+) WITHOUT ROWID;
+
+-- The request rate each endpoint host accepted when a run last met its limit (or started
+-- from this), so the next run starts just under it instead of discovering it again.
+CREATE TABLE cs_rate (
+	host          TEXT PRIMARY KEY,
+	rate          REAL NOT NULL,       -- requests per second
+	updated_epoch INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 ALTER TABLE cs_checkpoint ADD COLUMN read_first_epoch INTEGER;

@@ -31,7 +31,8 @@ enum cfg_rate_control {
 /* The keys that `defaults` sets and any instance may override. */
 struct cfg_settings {
 	int page_size;                 /* page_size: 1..100, default 100 */
-	double qps;                    /* qps: > 0, default 20 */
+	double qps;                    /* qps: > 0, default 100; the rate controller's ceiling */
+	double qps_hard_cap;           /* qps_hard_cap: qps above it is refused, default 250 */
 	int concurrency;               /* concurrency: 1..256, default 4 */
 	int64_t connect_timeout_ms;    /* timeout.connect, default 5s */
 	int64_t request_timeout_ms;    /* timeout.request, default 30s */

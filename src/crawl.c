@@ -267,6 +267,48 @@ static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, 
 	va_end(ap);
 }
 
+/* A remembered rate older than this is rediscovered by slow start. */
+#define RATE_MEMORY_S (7 * 86400)
+
+/* The endpoint's limiter at the instance's qps, starting from the rate the host accepted
+ * last time, when one is remembered. */
+static int endpoint_rate_init(struct crawl *c, struct endpoint_state *ep,
+			      const struct cfg_instance *inst, struct cs_error *err)
+{
+	int adaptive = inst->s.rate_control == CFG_RATE_ADAPTIVE;
+	double remembered = 0;
+
+	rate_init(&ep->rl, inst->s.qps, adaptive, now_ms());
+	if (!adaptive)
+		return 0;
+	if (store_rate_get(c->st, http_endpoint_host(ep->http), RATE_MEMORY_S, &remembered, err) < 0)
+		return -1;
+	rate_resume(&ep->rl, remembered, now_ms());
+	log_msg(LOG_DEBUG, NULL, "%s: requests start at %.1f/s (%s), ceiling %.1f/s",
+		http_endpoint_host(ep->http), ep->rl.rate,
+		remembered > 0 ? "the rate it accepted last time" : "slow start", ep->rl.ceiling);
+	return 0;
+}
+
+/* Remembers, per host, the rate each endpoint ended at once it met the service's limit. */
+static void remember_rates(struct crawl *c)
+{
+	struct cs_error ignore = { 0 };
+	size_t i;
+	double rate;
+
+	for (i = 0; i < c->neps; i++) {
+		struct endpoint_state *ep = &c->eps[i];
+
+		if (!rate_learned(&ep->rl, &rate))
+			continue;
+		log_msg(LOG_INFO, NULL, "%s: the service accepted about %.1f requests/s; the next "
+			"run starts there", http_endpoint_host(ep->http), rate);
+		if (store_rate_put(c->st, http_endpoint_host(ep->http), rate, &ignore) < 0)
+			log_msg(LOG_WARN, NULL, "%s", ignore.msg);
+	}
+}
+
 static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_instance *inst,
 					   struct cs_error *err)
 {
@@ -277,9 +319,9 @@ static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_ins
 	for (i = 0; i < c->neps; i++) {
 		if (!strcmp(c->eps[i].url, inst->endpoint)) {
 			/* instances sharing an endpoint share its limit: the lowest qps wins */
-			if (inst->s.qps < c->eps[i].rl.ceiling)
-				rate_init(&c->eps[i].rl, inst->s.qps,
-					  inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
+			if (inst->s.qps < c->eps[i].rl.ceiling &&
+			    endpoint_rate_init(c, &c->eps[i], inst, err) < 0)
+				return NULL;
 			return &c->eps[i];
 		}
 	}
@@ -299,8 +341,9 @@ static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_ins
 		cs_error_prefix(err, "instance '%s': ", inst->id);
 		return NULL;
 	}
-	rate_init(&ep->rl, inst->s.qps, inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
 	c->neps++;
+	if (endpoint_rate_init(c, ep, inst, err) < 0)
+		return NULL;
 	return ep;
 }
 
@@ -1106,6 +1149,8 @@ out:
 		store_rollback(st);
 	if (ret < 0 && c.jobs && store_failure_code(st))
 		record_storage_failure(&c, err);
+	else if (c.jobs)
+		remember_rates(&c);
 	if (c.jobs) {
 		struct cs_error ignore = { 0 };
 

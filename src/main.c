@@ -77,6 +77,15 @@ static void harden_process(void)
 	setrlimit(RLIMIT_CORE, &none);
 }
 
+/* Before main, as early as our code can run: a SIGTERM in the first milliseconds (a
+ * scheduler stopping a run it has just started) exits 143, not by the signal.  Only the
+ * dynamic loader's own start-up comes before this. */
+__attribute__((constructor)) static void early_start(void)
+{
+	harden_process();
+	cli_signals_install();
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_HELP = 0x3001, O_VERSION };
@@ -92,8 +101,6 @@ int main(int argc, char **argv)
 	size_t i;
 	int c, rc = -1;
 
-	harden_process();
-	cli_signals_install();
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "hV", longopts, NULL)) != -1) {
 		switch (c) {

@@ -52,6 +52,8 @@ enum stmt_id {
 	S_FIRST_SNAPSHOT_FS,
 	S_FIRST_SEEN_LOOKUP,
 	S_HAS_FIRST_SEEN,
+	S_RATE_GET,
+	S_RATE_PUT,
 	S_COUNT
 };
 
@@ -135,6 +137,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		"SELECT first_seen FROM cs_first_seen WHERE group_key = ?1 AND client_id = ?2",
 	[S_HAS_FIRST_SEEN] =
 		"SELECT count(*) FROM (SELECT 1 FROM cs_first_seen WHERE group_key = ?1 LIMIT 1)",
+	[S_RATE_GET] = "SELECT rate FROM main.cs_rate WHERE host = ?1 AND updated_epoch >= ?2",
+	[S_RATE_PUT] =
+		"INSERT INTO main.cs_rate (host, rate, updated_epoch) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (host) DO UPDATE SET rate = excluded.rate,"
+		" updated_epoch = excluded.updated_epoch",
 };
 
 struct store {
@@ -412,8 +419,19 @@ static void warn_symlink(const char *path)
 			"could have made it point elsewhere; prefer a private directory", path, dir);
 }
 
+enum file_kind {
+	FILE_NEW,       /* missing, empty, or SQLite without a single schema object */
+	FILE_OURS,      /* credsync's application_id */
+	FILE_OURS_OLD,  /* a credsync database from before the application_id (version 1) */
+	FILE_FOREIGN,   /* anything else: never written */
+};
+
+static int classify(const char *path, const char *shown, enum file_kind *kind,
+		    struct cs_error *err);
+
 int store_locate(const char *path, char **real, struct cs_error *err)
 {
+	enum file_kind kind;
 	char *dir = NULL, *rdir = NULL, *out = NULL;
 	const char *base;
 	struct stat sb;
@@ -434,6 +452,11 @@ int store_locate(const char *path, char **real, struct cs_error *err)
 		if (!(out = realpath(path, NULL)))
 			return cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s", path,
 					    strerror(errno));
+		/* another application's file is refused before even a lock file is made */
+		if (classify(out, path, &kind, err) < 0) {
+			free(out);
+			return -1;
+		}
 		*real = out;
 		return 0;
 	}
@@ -470,13 +493,6 @@ int store_locate(const char *path, char **real, struct cs_error *err)
 	*real = out;
 	return 0;
 }
-
-enum file_kind {
-	FILE_NEW,       /* missing, empty, or SQLite without a single schema object */
-	FILE_OURS,      /* credsync's application_id */
-	FILE_OURS_OLD,  /* a credsync database from before the application_id (version 1) */
-	FILE_FOREIGN,   /* anything else: never written */
-};
 
 /*
  * What the file at path is, read through a read-only connection that changes nothing: no
@@ -726,6 +742,40 @@ damaged:
 	sqlite3_finalize(s);
 	buf_release(&found);
 	return -1;
+}
+
+int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
+		   struct cs_error *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RATE_GET, err);
+	int rc;
+
+	*rate = 0;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, util_now_epoch() - max_age_s);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*rate = sqlite3_column_double(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "rate lookup");
+	return 0;
+}
+
+int store_rate_put(struct store *st, const char *host, double rate, struct cs_error *err)
+{
+	sqlite3_stmt *s;
+
+	if (st->mode != STORE_WRITE)
+		return 0;
+	if (!(s = stmt(st, S_RATE_PUT, err)))
+		return -1;
+	sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, rate);
+	sqlite3_bind_int64(s, 3, util_now_epoch());
+	return step_done(st, s, err);
 }
 
 int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err)

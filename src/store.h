@@ -29,7 +29,8 @@ enum store_mode {
  * (the directory is resolved when the file does not exist yet), so that every name of one
  * file shares one lock and one WAL.  Refuses a file that is not a regular file or that has
  * more than one hard link (SQLite keeps the WAL beside the name, so two names would be two
- * WALs of one file).  *real is malloc'd.
+ * WALs of one file), and a file that is not credsync's (see store_open).  *real is
+ * malloc'd.
  */
 int store_locate(const char *path, char **real, struct cs_error *err);
 
@@ -77,6 +78,12 @@ int store_quick_check(struct store *st, struct cs_error *err);
 /* The credsync error code for the store's last failure: "DiskFull", "ReadOnly" or
  * "StorageError"; NULL while nothing has failed. */
 const char *store_failure_code(const struct store *st);
+
+/* The rate remembered for an endpoint host (0 when none, or older than max_age_s). */
+int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
+		   struct cs_error *err);
+/* Remembers the rate for host (nothing in a dry run). */
+int store_rate_put(struct store *st, const char *host, double rate, struct cs_error *err);
 
 /* Copies the WAL into the database (PASSIVE: as far as readers allow; truncate: all of it,
  * then empties the file) and warns when a reader keeps the WAL from shrinking past 64 MiB. */
