@@ -3,6 +3,7 @@ mount namespace of this test (unshare -m); a sync that runs out of space ends it
 and its run 'failed' with DiskFull, and once there is room again the next sync completes.
 Mounting needs root (or CAP_SYS_ADMIN): without it the test exits 77, which ctest counts as
 skipped (SKIP_RETURN_CODE), never as passed."""
+import atexit
 import os
 import shutil
 import subprocess
@@ -42,6 +43,9 @@ def mount_tmpfs(size):
                        capture_output=True)
     if p.returncode != 0:
         skip("mount -t tmpfs failed: %s" % p.stderr.decode().strip())
+    # unmounted before harness removes its directories (atexit runs the newest first), so
+    # the mount point, made in the shared /tmp, goes too
+    atexit.register(subprocess.run, ["umount", d])
     return d
 
 
