@@ -62,6 +62,9 @@ struct config {
 	char *profile;                 /* credentials.profile: NULL when not set */
 	char *metrics_file;            /* metrics_file: NULL when not set */
 	int64_t checkpoint_max_age_ms; /* checkpoint_max_age, default 6h */
+	int64_t retention_keep_last;   /* retention.keep_last: 0 = not set */
+	int64_t retention_keep_for_ms; /* retention.keep_for: 0 = not set; either set means
+					* every successful sync prunes by this policy */
 	struct cfg_settings defaults;
 	struct cfg_instance *instances;
 	size_t ninstances;
