@@ -71,9 +71,14 @@ def build_history():
     w.t1 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     time.sleep(1.1)
     w.added = w.sim.mutate(add=3, remove=2, instance=INST, group="GID_a")
+    # /_sim/mutate removes at random: the hostile IDs stay (every format is checked on them)
+    # and at least one ordinary device goes
+    back = [h for h in w.added["removed"] if h in HOSTILE]
+    w.added["removed"] = [r for r in w.added["removed"] if r not in HOSTILE] or ["GID_a@@@dev-0001"]
+    w.edit(lambda d: d[INST]["GID_a"].extend(back) or [d[INST]["GID_a"].remove(r) for r in
+                                                         w.added["removed"] if r in d[INST]["GID_a"]])
     w.sync()                                                        # run 2
-    w.x = "GID_a@@@dev-0003"
-    assert w.x not in w.added.get("removed", [])
+    w.x = next(c for c in gen("GID_a", 12)[3:] if c not in w.added["removed"])
     w.edit(lambda d: d[INST]["GID_a"].remove(w.x))
     w.sync()                                                        # run 3: x removed
     w.edit(lambda d: d[INST]["GID_a"].append(w.x))
@@ -164,6 +169,24 @@ def test_clients():
         assert not [f for f in os.listdir(w.dir) if ".tmp" in f]
         # -d without a config
         cs.expect(cs.run(["-d", w.db, "clients", "--format", "json"]), 0)
+
+        # ndjson for diff and snapshots: the same records as their JSON
+        for refs in ((), ("--from", "run:1"), ("--from", "run:2", "--to", "run:3")):
+            doc = parse_json(run(w, "diff", "--format", "json", *refs).stdout)
+            nd = parse_ndjson(run(w, "diff", "--format", "ndjson", *refs).stdout)
+            heads = [r for r in nd if r["type"] == "group"]
+            assert [(r["group_id"], r["from_snapshot"], r["to_snapshot"], r["status"]) for r in heads] == [
+                (g["group_id"], g["from_snapshot"], g["to_snapshot"], g["status"]) for g in doc["groups"]]
+            for g in doc["groups"]:
+                for change in ("added", "removed"):
+                    got = [r["client_id"] for r in nd if r["type"] == "change" and r["change"] == change
+                           and r["group_id"] == g["group_id"]]
+                    assert got == g[change], (refs, change, got, g[change])
+                    assert sum(1 for r in heads if r["group_id"] == g["group_id"] and r[change] == len(got)) == 1
+        assert any(r["type"] == "change" for r in nd)
+        snaps = parse_json(run(w, "snapshots", "--format", "json").stdout)
+        assert parse_ndjson(run(w, "snapshots", "--format", "ndjson").stdout) == snaps
+        run(w, "snapshots", "--format", "html", status=64)
 
         # errors
         assert "is not a REF" in run(w, "clients", "--at", "soon", status=64).stderr
