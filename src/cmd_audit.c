@@ -455,7 +455,7 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	struct cs_buf b = CS_BUF_INIT;
 	struct diff_ref at;
 	const char *db_path;
-	int64_t pinned = 0;
+	int64_t pinned = 0, t0;
 	size_t ngroups = 0, i;
 	int ret = -1, rc;
 
@@ -482,8 +482,11 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 			     ? " matches the --instance and --group given" : " (run 'credsync sync' first)");
 		goto out;
 	}
+	t0 = util_mono_ms();
 	if (audit_load_register(st, a.expected, a.column, &reg, err) < 0)
 		goto out;
+	log_msg(LOG_DEBUG, NULL, "audit: register of %" PRId64 " ID(s) loaded in %" PRId64 " ms",
+		reg.ids, util_mono_ms() - t0);
 	if (!(ag = calloc(ngroups, sizeof(*ag)))) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
@@ -507,8 +510,10 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 			goto out;
 		v.n++;
 	}
+	log_msg(LOG_DEBUG, NULL, "audit: inventory side built in %" PRId64 " ms", util_mono_ms() - t0);
 	if (audit_compare(st, err) < 0)
 		goto out;
+	log_msg(LOG_DEBUG, NULL, "audit: compared in %" PRId64 " ms", util_mono_ms() - t0);
 	for (i = 0; i < v.n; i++) {
 		if (ag[i].snapshot_id &&
 		    audit_group_counts(st, ag[i].g->group_key, &ag[i].clients, &ag[i].unexpected,
