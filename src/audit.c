@@ -384,20 +384,15 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 	else if (!(r.f = fopen(path, "rb")))
 		return cs_error_set(err, CS_ERR_RUNTIME, "audit: cannot open the register %s: %s",
 				    path, strerror(errno));
-	/* UTF-16 is the one encoding a spreadsheet commonly picks that is not UTF-8 */
-	if (fread(head, 1, 2, r.f) == 2 &&
-	    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF))) {
-		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:1: the register is UTF-16 (it starts with "
-			     "a UTF-16 byte order mark); save it as UTF-8", path);
-		goto out;
-	}
-	if (r.f == stdin) {
-		/* cannot rewind a pipe: push back what was read */
-		if (head[1])
-			ungetc(head[1], r.f);
-		if (head[0])
-			ungetc(head[0], r.f);
-	} else {
+	/* UTF-16 is the one encoding a spreadsheet commonly picks that is not UTF-8; from a
+	 * pipe (no rewind) it is still refused, as bytes that are not UTF-8 */
+	if (r.f != stdin) {
+		if (fread(head, 1, 2, r.f) == 2 &&
+		    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF))) {
+			cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:1: the register is UTF-16 (it starts "
+				     "with a UTF-16 byte order mark); save it as UTF-8", path);
+			goto out;
+		}
 		rewind(r.f);
 	}
 	/*
