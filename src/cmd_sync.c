@@ -323,8 +323,10 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		}
 	}
 	run_open = 0;
-	/* retention: exactly `prune` with the config's policy, under this run's lock */
-	if (rc == 0 && !a.dry_run && (cfg->retention_keep_last || cfg->retention_keep_for_ms)) {
+	/* retention: exactly `prune` with the config's policy, under this run's lock, after a
+	 * run that completed some group (prune never deletes a group's latest complete one) */
+	if (rc == 0 && !a.dry_run && totals.groups_ok > 0 &&
+	    (cfg->retention_keep_last || cfg->retention_keep_for_ms)) {
 		if (history_prune(st, cfg->retention_keep_last, cfg->retention_keep_for_ms
 				  ? util_now_epoch() - cfg->retention_keep_for_ms / 1000 : 0, 0,
 				  &pruned, err) < 0) {
