@@ -525,8 +525,8 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct api_list_page page;
-	struct api_error aerr;
-	char detail[512], what[1024];
+	struct api_error aerr = { 0 };
+	char detail[512] = "", what[1024];
 	enum api_result res;
 	enum retry_class cls;
 	int rc = 0;
