@@ -19,7 +19,7 @@
 enum cmd_status {
 	CMD_OK = 0,
 	CMD_FAILED = 1,   /* ran, and some of the work failed (sync: a group failed) */
-	CMD_CHANGES = 2,  /* diff --detailed-exitcode: there are changes */
+	CMD_CHANGES = 2,  /* diff/audit --detailed-exitcode: there are changes (drift) */
 };
 
 struct cli_globals {
@@ -84,5 +84,8 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_history(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 
 #endif

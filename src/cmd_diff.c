@@ -51,10 +51,10 @@ static int parse_args(int argc, char **argv, struct cli_globals *g, struct diff_
 		case 'o': a->output = optarg; break;
 		case O_DETAILED: a->detailed = 1; break;
 		case O_FORMAT:
-			a->format = report_parse_format(optarg, 0xf);
+			a->format = report_parse_format(optarg, REPORT_ALL);
 			if (a->format < 0)
 				return cs_error_set(err, CS_ERR_USAGE,
-						    "diff: --format expects text, json, csv or html, not '%s'",
+						    "diff: --format expects text, json, csv, ndjson or html, not '%s'",
 						    optarg);
 			break;
 		case 'h':

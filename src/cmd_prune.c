@@ -69,9 +69,10 @@ int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	}
 	if (cli_no_operands("prune", argc, argv, err) < 0)
 		return -1;
-	if (!keep == !older_ms)
+	if (!keep && !older_ms)
 		return cs_error_set(err, CS_ERR_USAGE,
-				    "prune: give exactly one of --keep-last N and --older-than DURATION");
+				    "prune: give --keep-last N, --older-than DURATION, or both (then a "
+				    "snapshot is kept while either keeps it)");
 	cli_setup_logging(g);
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0)
 		goto out;

@@ -39,10 +39,10 @@ int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error 
 						    "snapshots: --limit expects a count, not '%s'", optarg);
 			break;
 		case O_FORMAT:
-			rc = report_parse_format(optarg, 0x7);
+			rc = report_parse_format(optarg, REPORT_LISTS);
 			if (rc < 0)
 				return cs_error_set(err, CS_ERR_USAGE,
-						    "snapshots: --format expects text, json or csv, not '%s'",
+						    "snapshots: --format expects text, json, csv or ndjson, not '%s'",
 						    optarg);
 			w.fmt = rc;
 			break;

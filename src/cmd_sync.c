@@ -15,6 +15,7 @@
 #include "crawl.h"
 #include "creds.h"
 #include "discover.h"
+#include "history.h"
 #include "lock.h"
 #include "metrics.h"
 #include "plan.h"
@@ -124,7 +125,7 @@ static int needs_discovery(const struct config *cfg, const struct plan_filter *f
  * -v, as a log line so that --log-format json stays one object per line. */
 static void print_summary(const struct cli_globals *g, int64_t run_id,
 			  const struct crawl_result *r, size_t n, const struct crawl_totals *t,
-			  int64_t ms)
+			  int64_t ms, const struct prune_result *pruned)
 {
 	int64_t clients = 0, added = 0, removed = 0;
 	char line[512];
@@ -140,6 +141,10 @@ static void print_summary(const struct cli_globals *g, int64_t run_id,
 		 " -%" PRId64 "), %" PRId64 " requests, %" PRId64 " retries, %" PRId64
 		 " throttled, %.1fs", run_id, t->groups_ok, n, clients, added, removed, t->requests,
 		 t->retries, t->throttled, (double)ms / 1000.0);
+	if (pruned)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+			 ", retention pruned %" PRId64 " snapshot(s) and %" PRId64 " run(s)",
+			 pruned->snapshots, pruned->runs);
 	if (g->log_format == LOG_TEXT && isatty(STDERR_FILENO) && g->verbosity >= 0 &&
 	    !log_enabled(LOG_INFO))
 		fprintf(stderr, "credsync: %s\n", line);
@@ -179,6 +184,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	struct progress *prog = NULL;
 	struct crawl_observer observer;
 	struct store_run_stats rs;
+	struct prune_result pruned = { 0, 0, 0 };
+	int retained = 0;
 	const char *db_path = NULL, *metrics_file;
 	char *db_real = NULL;
 	int64_t run_id = 0, recovered = 0, started = util_mono_ms(), started_epoch = util_now_epoch();
@@ -305,11 +312,25 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 			log_msg(LOG_WARN, NULL, "%s", ferr.msg);
 	}
 	run_open = 0;
+	/* retention: exactly `prune` with the config's policy, under this run's lock, after a
+	 * run that completed some group (prune never deletes a group's latest complete one) */
+	if (rc == 0 && !a.dry_run && totals.groups_ok > 0 &&
+	    (cfg->retention_keep_last || cfg->retention_keep_for_ms)) {
+		if (history_prune(st, cfg->retention_keep_last, cfg->retention_keep_for_ms
+				  ? util_now_epoch() - cfg->retention_keep_for_ms / 1000 : 0, 0,
+				  &pruned, err) < 0) {
+			cs_error_prefix(err, "sync: retention: ");
+			goto out;
+		}
+		retained = 1;
+	}
 	if (metrics_file && !a.dry_run) {
 		struct metrics_run m = {
 			.run_id = run_id, .started_epoch = started_epoch,
 			.duration_ms = util_mono_ms() - started, .targets = targets,
 			.results = results, .n = n, .totals = &totals, .ok = rc == 0 && !totals.groups_failed,
+			.retention = retained, .pruned_snapshots = pruned.snapshots,
+			.pruned_runs = pruned.runs,
 		};
 		struct cs_error merr = { 0 };
 
@@ -320,7 +341,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	}
 	if (a.dry_run)
 		print_dry_run(targets, results, n);
-	print_summary(g, run_id, results, n, &totals, util_mono_ms() - started);
+	print_summary(g, run_id, results, n, &totals, util_mono_ms() - started,
+		      retained ? &pruned : NULL);
 	if (rc < 0)
 		goto out;
 	ret = totals.groups_failed ? CMD_FAILED : CMD_OK;

@@ -77,7 +77,7 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"database", "credentials", "defaults", "instances", "metrics_file", "checkpoint_max_age",
-	"finalize_max_age", NULL,
+	"finalize_max_age", "retention", NULL,
 };
 static const char *const settings_keys[] = {
 	"page_size", "qps", "concurrency", "timeout", "retry", "signature", "rate_control",
@@ -90,6 +90,7 @@ static const char *const instance_keys[] = {
 };
 static const char *const instance_only_keys[] = { "id", "region", "endpoint", "groups", NULL };
 static const char *const credentials_keys[] = { "profile", NULL };
+static const char *const retention_keys[] = { "keep_last", "keep_for", NULL };
 static const char *const timeout_keys[] = { "connect", "request", NULL };
 static const char *const retry_keys[] = {
 	"max_attempts", "base_delay", "max_delay", "deadline", "budget", NULL,
@@ -967,6 +968,32 @@ static int parse_credentials(struct loader *ld, const struct node *map, struct c
 	return 0;
 }
 
+/* retention: { keep_last: N, keep_for: DURATION }: the policy of `prune`, applied after
+ * every sync; with both, a snapshot is kept while either rule keeps it. */
+static int parse_retention(struct loader *ld, const struct node *map, struct config *cfg)
+{
+	const struct node *v;
+	int n;
+
+	if (want_mapping(ld, map, "retention",
+			 "a mapping like { keep_last: 30, keep_for: 90d }") < 0 ||
+	    check_keys(ld, map, retention_keys, "in retention") < 0)
+		return -1;
+	if (!map_get(map, "keep_last") && !map_get(map, "keep_for"))
+		return fail(ld, map, "retention: expected keep_last, keep_for or both (an empty "
+			    "policy would keep everything; remove the key instead)");
+	v = map_get(map, "keep_last");
+	if (v) {
+		if (get_int(ld, v, "retention.keep_last", 1, 1000000, &n) < 0)
+			return -1;
+		cfg->retention_keep_last = n;
+	}
+	v = map_get(map, "keep_for");
+	if (v && get_duration(ld, v, "retention.keep_for", &cfg->retention_keep_for_ms) < 0)
+		return -1;
+	return 0;
+}
+
 static int parse_defaults(struct loader *ld, const struct node *map, struct config *cfg)
 {
 	size_t i;
@@ -1332,6 +1359,8 @@ static int load_tree(struct loader *ld, struct config *cfg)
 			r = get_duration(ld, v, "checkpoint_max_age", &cfg->checkpoint_max_age_ms);
 		else if (key_is(k, "finalize_max_age"))
 			r = get_duration(ld, v, "finalize_max_age", &cfg->finalize_max_age_ms);
+		else if (key_is(k, "retention"))
+			r = parse_retention(ld, v, cfg);
 		if (r < 0)
 			return -1;
 	}

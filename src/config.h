@@ -72,6 +72,9 @@ struct config {
 	int64_t checkpoint_max_age_ms; /* checkpoint_max_age, default 6h */
 	int64_t finalize_max_age_ms;   /* finalize_max_age: an ended walk older than this is walked
 					* again instead of finalized, default 5m */
+	int64_t retention_keep_last;   /* retention.keep_last: 0 = not set */
+	int64_t retention_keep_for_ms; /* retention.keep_for: 0 = not set; either set means
+					* every successful sync prunes by this policy */
 	struct cfg_settings defaults;
 	struct cfg_instance *instances;
 	size_t ninstances;

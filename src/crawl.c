@@ -17,22 +17,10 @@
 
 #include "api.h"
 #include "log.h"
+#include "paging.h"
 #include "retry.h"
 #include "scrub.h"
 #include "util.h"
-
-#define TOKEN_RING 64
-
-/*
- * The paging guards that do not take the service's word (its Total) for anything: the IDs
- * of the last WINDOW_PAGES..2*WINDOW_PAGES pages are kept as 64-bit hashes in two small
- * open-addressing tables (the older one dropped as the window moves), so a full page that
- * brings nothing new, or STALL_PAGES pages in a row without a new ID, stop the walk as a
- * loop whatever the NextToken or Total say.  Memory per active walk: 2 * WINDOW_SLOTS * 8.
- */
-#define WINDOW_PAGES 16
-#define WINDOW_SLOTS 4096   /* > 2 * WINDOW_PAGES * 100 IDs: the tables stay under 40% full */
-#define STALL_PAGES 3
 
 enum job_state {
 	J_PENDING,
@@ -69,17 +57,10 @@ struct job {
 	int attempt;                  /* failed attempts of the current page */
 	int64_t retry_spent;          /* budget spent on the current page's retries */
 	char *sent_token;             /* the NextToken of the request in flight */
-	int64_t walk_pages;           /* pages of the current walk (for the paging guard) */
-	int64_t max_total;            /* the largest Total seen in this walk */
+	struct paging_walk walk;      /* the current walk's stop rules and guards */
 	int64_t skipped;              /* IDs skipped in this walk */
 	int consistent;               /* the verdict of the last tally */
-	uint64_t tokens[TOKEN_RING];  /* hashes of this walk's tokens, to catch loops */
-	size_t ntokens;
 	int recorded;                 /* its snapshot was written as complete or failed */
-	uint64_t *window_mem;         /* owned: both tables of the window */
-	uint64_t *window[2];          /* recent IDs' hashes: [0] current, [1] previous */
-	int64_t window_pages;         /* pages in window[0] */
-	int64_t stalled;              /* pages in a row that brought no new ID */
 };
 
 struct crawl {
@@ -126,94 +107,11 @@ static void observe(struct crawl *c, struct job *j)
 			     j->snap.cs.staged_ids, j->snap.cs.total_reported);
 }
 
-static uint64_t hash_token(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static void walk_reset(struct job *j)
 {
-	j->walk_pages = 0;
-	j->max_total = -1;
+	paging_release(&j->walk);
+	paging_init(&j->walk, j->t->inst->s.max_pages);
 	j->skipped = 0;
-	j->ntokens = 0;
-	j->window_pages = 0;
-	j->stalled = 0;
-	if (j->window[0]) {
-		memset(j->window[0], 0, WINDOW_SLOTS * sizeof(uint64_t));
-		memset(j->window[1], 0, WINDOW_SLOTS * sizeof(uint64_t));
-	}
-}
-
-static void window_free(struct job *j)
-{
-	free(j->window_mem);
-	j->window_mem = j->window[0] = j->window[1] = NULL;
-}
-
-static uint64_t hash_id(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h ? h : 1; /* 0 marks an empty slot */
-}
-
-/* Looks h up in one table; inserts it when insert is set.  Returns 1 when it was there. */
-static int window_probe(uint64_t *t, uint64_t h, int insert)
-{
-	size_t i = (size_t)(h >> 17) & (WINDOW_SLOTS - 1);
-
-	for (;; i = (i + 1) & (WINDOW_SLOTS - 1)) {
-		if (t[i] == h)
-			return 1;
-		if (!t[i]) {
-			if (insert)
-				t[i] = h;
-			return 0;
-		}
-	}
-}
-
-/* Adds a page's IDs to the window; returns how many of them it had not seen, or -1 when out
- * of memory. */
-static int64_t window_add(struct job *j, const char *const *ids, const size_t *lens, size_t n)
-{
-	int64_t fresh = 0;
-	size_t i;
-
-	if (!j->window[0]) {
-		if (!(j->window_mem = calloc(2 * WINDOW_SLOTS, sizeof(uint64_t))))
-			return -1;
-		j->window[0] = j->window_mem;
-		j->window[1] = j->window_mem + WINDOW_SLOTS;
-	}
-	if (j->window_pages >= WINDOW_PAGES) {
-		uint64_t *t = j->window[1];
-
-		j->window[1] = j->window[0];
-		j->window[0] = t;
-		memset(t, 0, WINDOW_SLOTS * sizeof(uint64_t));
-		j->window_pages = 0;
-	}
-	for (i = 0; i < n; i++) {
-		uint64_t h = hash_id(ids[i], lens[i]);
-
-		if (!window_probe(j->window[1], h, 0) && !window_probe(j->window[0], h, 1))
-			fresh++;
-	}
-	j->window_pages++;
-	return fresh;
 }
 
 /* Records why a job failed; the snapshot is written after the turn's commit. */
@@ -523,19 +421,6 @@ static int end_batch(struct crawl *c, struct cs_error *err)
 	return store_commit(c->st, err);
 }
 
-static int token_seen(struct job *j, const char *tok)
-{
-	uint64_t h = hash_token(tok);
-	size_t i, n = j->ntokens < TOKEN_RING ? j->ntokens : TOKEN_RING;
-
-	for (i = 0; i < n; i++)
-		if (j->tokens[i] == h)
-			return 1;
-	j->tokens[j->ntokens % TOKEN_RING] = h;
-	j->ntokens++;
-	return 0;
-}
-
 static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
 {
 	free(j->snap.cs.next_token);
@@ -551,8 +436,8 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct store_crawl_state *cs = &j->snap.cs;
-	int64_t items, size, limit, known, fresh;
-	int more = 0, by_token = 0;
+	struct paging_decision d;
+	struct paging_page pp;
 	struct log_ctx ctx;
 
 	job_ctx(j, &ctx);
@@ -570,8 +455,6 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 			page->skipped, API_MAX_CLIENT_ID, page->skipped_example);
 		j->skipped += (int64_t)page->skipped;
 	}
-	if ((fresh = window_add(j, page->ids, page->lens, page->n)) < 0)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	if (begin_batch(c, err) < 0 ||
 	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, err) < 0)
 		return -1;
@@ -581,12 +464,8 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		cs->read_first = cs->read_last;
 	cs->pages++;
 	cs->staged_ids += (int64_t)page->n;
-	if (page->total >= 0) {
+	if (page->total >= 0)
 		cs->total_reported = page->total;
-		if (page->total > j->max_total)
-			j->max_total = page->total;
-	}
-	j->walk_pages++;
 	c->totals->pages++;
 	j->res->pages = cs->pages;
 	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs, Total %" PRId64, cs->page_no, page->n,
@@ -600,58 +479,27 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		j->state = J_DONE;
 		return 0;
 	}
-	items = (int64_t)(page->n + page->skipped);
-	size = page->page_size > 0 ? page->page_size : inst->s.page_size;
-	/* a full page of nothing new is the service repeating itself, whatever its token says;
-	 * a short page of repeats may be data shifting under the walk, and only a run of
-	 * pages without anything new is a loop */
-	j->stalled = page->n && !fresh ? j->stalled + 1 : 0;
-	if (page->n && !fresh && (items >= size || j->stalled >= STALL_PAGES)) {
-		job_fail(c, j, "PagingLoop", page->request_id, 0,
-			 "page %" PRId64 " brought no client ID that this walk had not already seen "
-			 "(%s); the service is repeating pages", cs->page_no,
-			 items >= size ? "a full page of repeats"
-				       : "several pages in a row");
+	pp = (struct paging_page){ page->ids, page->lens, page->n, page->skipped, page->total,
+				   page->page_size, page->next_token, j->sent_token,
+				   cs->staged_ids + j->skipped };
+	if (paging_page(&j->walk, &pp, cs->page_no, inst->s.page_size, &d) < 0)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	switch (d.next) {
+	case PAGING_LOOP:
+		job_fail(c, j, "PagingLoop", page->request_id, 0, "%s", d.why);
 		return 0;
-	}
-	if (items == 0) {
-		more = 0;
-	} else if (page->next_token && *page->next_token &&
-		   !(j->sent_token && !strcmp(j->sent_token, page->next_token))) {
-		if (token_seen(j, page->next_token)) {
-			job_fail(c, j, "PagingLoop", page->request_id, 0,
-				 "the service returned a NextToken it had already returned in this walk "
-				 "(page %" PRId64 ")", cs->page_no);
-			return 0;
-		}
-		more = by_token = 1;
-	} else {
-		/* duplicates count here too: a short walk is caught by the tally against Total */
-		known = cs->staged_ids + j->skipped;
-		more = items >= size && (j->max_total < 0 || known < j->max_total);
-	}
-
-	/* A walk far longer than Total allows is a service bug or a loop: stop it.  Total is
-	 * the service's word, so max_pages bounds the walk whatever Total says. */
-	limit = j->max_total >= 0 ? 2 * ((j->max_total + size - 1) / size) + 10 : INT64_MAX;
-	if (limit > inst->s.max_pages)
-		limit = inst->s.max_pages;
-	if (more && j->walk_pages >= limit) {
-		job_fail(c, j, "PagingLoop", page->request_id, 0,
-			 "paging did not end after %" PRId64 " pages (Total %" PRId64 ", PageSize %" PRId64
-			 ", max_pages %d)", j->walk_pages, j->max_total, size, inst->s.max_pages);
-		return 0;
-	}
-
-	if (more) {
+	case PAGING_MORE_BY_TOKEN:
+	case PAGING_MORE_BY_PAGENO:
 		cs->page_no++;
-		if (set_next_token(j, by_token ? page->next_token : NULL, err) < 0)
+		if (set_next_token(j, d.next == PAGING_MORE_BY_TOKEN ? page->next_token : NULL,
+				   err) < 0)
 			return -1;
 		j->state = J_READY;
 		j->not_before_ms = 0;
 		return store_checkpoint(c->st, &j->snap, err);
+	case PAGING_END:
+		break;
 	}
-
 	/* Paging ended normally; settle() finalizes and checks the tally against Total.  The
 	 * checkpoint says so (page 0), so a run killed while finalizing finalizes on resume
 	 * instead of fetching the last page again. */
@@ -677,8 +525,8 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct api_list_page page;
-	struct api_error aerr;
-	char detail[512], what[1024];
+	struct api_error aerr = { 0 };
+	char detail[512] = "", what[1024];
 	enum api_result res;
 	enum retry_class cls;
 	int rc = 0;
@@ -758,35 +606,6 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 	return 0;
 }
 
-/* The verdict on a finished walk, from its tally against the service's Total. */
-enum walk_verdict {
-	W_CONSISTENT,    /* every ID once, as many as Total: an inventory, removals included */
-	W_INCONSISTENT,  /* close enough: additions recorded, removals wait for a consistent walk */
-	W_REWALK,        /* off: walk the group once more before judging */
-	W_INCOMPLETE,    /* short of Total beyond the tolerance (or empty): no inventory */
-};
-
-/*
- * A walk proves removals only when what it collected adds up to Total exactly.  Off by
- * anything, the group is walked once more (data shifting under a walk is the usual cause);
- * the second walk's verdict stands.  Short of Total by more than the tolerance, or empty
- * while Total says there is something, the walk is no inventory at all.  Over Total (data
- * added under the walk) or short within the tolerance, what it did see is recorded.
- */
-static enum walk_verdict judge(int64_t total, const struct store_tally *t, int64_t skipped,
-			       int rewalked, int64_t tolerance)
-{
-	int64_t seen = t->distinct + skipped;
-
-	if ((total < 0 || t->distinct == total) && !t->duplicates && !skipped)
-		return W_CONSISTENT;
-	if (!rewalked)
-		return W_REWALK;
-	if (total > 0 && (seen == 0 || total - seen > tolerance))
-		return W_INCOMPLETE;
-	return W_INCONSISTENT;
-}
-
 /* What was collected did not add up: forget it and walk the group once more. */
 static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 		  struct cs_error *err)
@@ -854,16 +673,17 @@ static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 	struct crawl_result *res = j->res;
 	int64_t total = j->snap.cs.total_reported, t0 = now_ms();
 	struct store_tally t;
-	enum walk_verdict v;
+	enum paging_verdict v;
 
 	if (store_finalize_begin(c->st, &j->snap, 0, &t, err) < 0)
 		return -1;
-	v = judge(total, &t, j->skipped, j->snap.cs.rewalked, config_tolerance(cfg, total));
+	v = paging_judge(total, t.distinct, t.duplicates, j->skipped, j->snap.cs.rewalked,
+			 config_tolerance(cfg, total));
 	switch (v) {
-	case W_REWALK:
+	case PAGING_REWALK:
 		store_finalize_abort(c->st);
 		return rewalk(c, j, &t, err);
-	case W_INCOMPLETE:
+	case PAGING_INCOMPLETE:
 		store_finalize_abort(c->st);
 		j->action = A_NONE;
 		j->state = J_READY; /* so that job_fail records it */
@@ -874,7 +694,7 @@ static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 			 t.distinct, j->skipped, total, total - t.distinct - j->skipped,
 			 config_tolerance(cfg, total));
 		return 0;
-	case W_INCONSISTENT:
+	case PAGING_INCONSISTENT:
 		if (t.removed) {
 			/* the walk proves no absence: merge again, keeping the absent */
 			store_finalize_abort(c->st);
@@ -882,10 +702,10 @@ static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 				return -1;
 		}
 		break;
-	case W_CONSISTENT:
+	case PAGING_CONSISTENT:
 		break;
 	}
-	j->consistent = v == W_CONSISTENT;
+	j->consistent = v == PAGING_CONSISTENT;
 	c->totals->groups_ok++;
 	if (progress(c, err) < 0 ||
 	    store_finalize_commit(c->st, &j->snap, j->consistent ? STORE_CONSISTENT : STORE_INCONSISTENT,
@@ -903,7 +723,7 @@ static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 	res->finished_ms = now_ms();
 	j->recorded = 1;
 	log_finalized(c, j, &t, res->finished_ms - t0);
-	window_free(j);
+	paging_release(&j->walk);
 	/* readers may hold the WAL back; a copy after each group keeps it short */
 	return store_wal_checkpoint(c->st, 0, err) < 0 ? -1 : 0;
 }
@@ -950,7 +770,7 @@ static int settle(struct crawl *c, struct cs_error *err)
 				return -1;
 			}
 			j->recorded = 1;
-			window_free(j);
+			paging_release(&j->walk);
 		}
 		j->action = A_NONE;
 		observe(c, j);
@@ -1161,7 +981,7 @@ out:
 	for (i = 0; c.jobs && i < n; i++) {
 		store_snap_release(&c.jobs[i].snap);
 		free(c.jobs[i].sent_token);
-		window_free(&c.jobs[i]);
+		paging_release(&c.jobs[i].walk);
 	}
 	for (i = 0; i < c.neps; i++)
 		free(c.eps[i].url);

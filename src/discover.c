@@ -72,8 +72,8 @@ int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		struct cs_buf url = CS_BUF_INIT;
 		struct curl_slist *headers = NULL;
 		struct http_request *r = NULL;
-		struct api_error aerr;
-		char detail[512];
+		struct api_error aerr = { 0 };
+		char detail[512] = "";
 		enum api_result res;
 		enum retry_class cls = RETRY_TRANSIENT;
 		int64_t wait, retry_after = -1;

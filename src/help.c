@@ -25,6 +25,9 @@ static const char overview[] =
 	"  snapshots  list snapshots\n"
 	"  prune      delete old snapshots, keeping what the kept ones contain\n"
 	"  check      validate the config and credentials (--online: one page per group)\n"
+	"  clients    list who held a credential at a REF\n"
+	"  history    every event of a client ID, device ID or glob\n"
+	"  audit      compare the inventory with an asset register\n"
 	"  help       show help for a command\n"
 	"\n"
 	"global options:\n"
@@ -36,8 +39,8 @@ static const char overview[] =
 	"      --log-format FMT  text (default) or json (one object per line)\n"
 	"      --help            this text;  --version  versions of credsync and its libraries\n"
 	"\n"
-	"exit status: 0 success, 1 failure (sync: a group failed), 2 diff --detailed-exitcode with\n"
-	"changes, 64 usage, 75 database locked by another run, 77 credentials missing or rejected,\n"
+	"exit status: 0 success, 1 failure (sync: a group failed), 2 diff/audit --detailed-exitcode\n"
+	"with changes or drift, 64 usage, 75 database locked by another run, 77 credentials missing or rejected,\n"
 	"78 configuration invalid.  See credsync(1).\n";
 
 static const struct help_text texts[] = {
@@ -60,7 +63,7 @@ static const struct help_text texts[] = {
 	  "  --no-progress      never show it\n" },
 	{ "diff",
 	  "usage: credsync diff [--from REF] [--to REF] [--instance ID] [--group GID]\n"
-	  "                     [--format text|json|csv|html] [-o FILE] [--detailed-exitcode]\n"
+	  "                     [--format text|json|csv|ndjson|html] [-o FILE] [--detailed-exitcode]\n"
 	  "\n"
 	  "Reports the client IDs added and removed between two complete snapshots of each group.\n"
 	  "Default: each group's latest complete snapshot against the one before it.\n"
@@ -69,21 +72,24 @@ static const struct help_text texts[] = {
 	  "     2026-11-27T02:00:00Z: per group, its latest complete snapshot at or before it),\n"
 	  "     an age (7d: the same, 7 days ago), latest, previous.\n"
 	  "\n"
-	  "  --format FMT          text (default), json, csv or html (one self-contained file)\n"
+	  "  --format FMT          text (default), json, csv, ndjson (one object per line) or html\n"
+	  "                        (one self-contained file)\n"
 	  "  -o, --output FILE     write the report to FILE (atomically) instead of stdout\n"
 	  "  --detailed-exitcode   exit 0 without changes, 2 with changes, 1 on error\n" },
 	{ "snapshots",
 	  "usage: credsync snapshots [--instance ID] [--group GID] [--limit N]\n"
-	  "                          [--format text|json|csv]\n"
+	  "                          [--format text|json|csv|ndjson]\n"
 	  "\n"
 	  "Lists snapshots, newest first: id, run, instance, group, status, time, client count,\n"
 	  "added, removed, consistent, error.\n" },
 	{ "prune",
-	  "usage: credsync prune (--keep-last N | --older-than DURATION) [--dry-run] [--vacuum]\n"
+	  "usage: credsync prune [--keep-last N] [--older-than DURATION] [--dry-run] [--vacuum]\n"
 	  "                      [--wait DURATION]\n"
 	  "\n"
 	  "Deletes old snapshots and the interval data only they need.  What every kept snapshot\n"
 	  "contains is unchanged, and each group's latest complete snapshot is always kept.\n"
+	  "Give one rule or both (then a snapshot is kept while either keeps it).  The config's\n"
+	  "retention: { keep_last: N, keep_for: DURATION } applies the same after every sync.\n"
 	  "\n"
 	  "  --keep-last N          keep the N newest snapshots of each group\n"
 	  "  --older-than DURATION  delete snapshots finished more than DURATION ago (e.g. 90d)\n"
@@ -96,6 +102,51 @@ static const struct help_text texts[] = {
 	  "Validates the configuration and resolves credentials, saying where they came from\n"
 	  "(never the secret).  With --online, fetches one page of every group and prints OK or\n"
 	  "the service's Code, Message and RequestId per group.\n" },
+	{ "clients",
+	  "usage: credsync clients [--at REF] [--instance ID]... [--group GID]... [--match GLOB]\n"
+	  "                        [--format text|json|csv|ndjson] [-o FILE]\n"
+	  "\n"
+	  "Lists the members of each selected group at REF (default latest) with the snapshot\n"
+	  "each comes from.  A group with no complete snapshot at REF is reported as such.\n"
+	  "\n"
+	  "  --at REF           as for diff: a time or age means each group's latest complete\n"
+	  "                     snapshot at or before it\n"
+	  "  --instance ID      only this instance (repeatable)\n"
+	  "  --group GID        only this group (repeatable)\n"
+	  "  --match GLOB       only IDs whose client ID or device ID matches GLOB\n"
+	  "  --format FMT       text (default; tab-separated), json, csv or ndjson\n"
+	  "  -o, --output FILE  write to FILE (atomically) instead of stdout\n" },
+	{ "history",
+	  "usage: credsync history ID|GLOB [--instance ID]... [--group GID]...\n"
+	  "                        [--format text|json|csv|ndjson] [-o FILE]\n"
+	  "\n"
+	  "Every retained event (added, removed, re-added, with snapshot, run and time) of a\n"
+	  "client ID, a device ID (after @@@) or the IDs a glob (*, ?, [) matches, and the periods\n"
+	  "during which it held a credential.  Exit 1 when nothing matches.  Says \"history\n"
+	  "before snapshot N was pruned\" where older snapshots were pruned.\n"
+	  "\n"
+	  "  --instance ID      only this instance (repeatable)\n"
+	  "  --group GID        only this group (repeatable)\n"
+	  "  --format FMT       text (default), json, csv or ndjson\n"
+	  "  -o, --output FILE  write to FILE (atomically) instead of stdout\n" },
+	{ "audit",
+	  "usage: credsync audit --expected FILE [--column NAME] [--at REF] [--by device|client]\n"
+	  "                      [--instance ID]... [--group GID]...\n"
+	  "                      [--format text|json|csv|ndjson|html] [-o FILE] [--detailed-exitcode]\n"
+	  "\n"
+	  "Compares the inventory at REF (default latest) with an asset register: unexpected\n"
+	  "(holds a credential, not in the register) per group, missing (in the register, holds\n"
+	  "none), and counts.  A group with no complete snapshot at REF makes it exit 1.\n"
+	  "\n"
+	  "  --expected FILE      one ID per line ('#' comments; - for stdin), or CSV with --column\n"
+	  "  --column NAME        read FILE as CSV, IDs from the column NAME of its header\n"
+	  "  --at REF             as for clients\n"
+	  "  --by device|client   match device IDs (default; the part after @@@) or client IDs\n"
+	  "  --instance ID        only this instance (repeatable)\n"
+	  "  --group GID          only this group (repeatable)\n"
+	  "  --format FMT         text (default), json, csv, ndjson or html\n"
+	  "  -o, --output FILE    write the report to FILE (atomically) instead of stdout\n"
+	  "  --detailed-exitcode  exit 0 when clean, 2 with drift, 1 on error\n" },
 	{ "help", "usage: credsync help [COMMAND]\n" },
 };
 

@@ -156,6 +156,39 @@ fail:
 	return -1;
 }
 
+static int listed(const char *const *list, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return n == 0;
+}
+
+int history_select_groups(struct store *st, const char *const *instances, size_t ninstances,
+			  const char *const *groups, size_t ngroups, struct group_row **rows,
+			  size_t *n, struct cs_error *err)
+{
+	size_t i, k = 0;
+
+	if (history_groups(st, NULL, NULL, rows, n, err) < 0)
+		return -1;
+	for (i = 0; i < *n; i++) {
+		struct group_row *r = &(*rows)[i];
+
+		if (listed(instances, ninstances, r->instance_id) &&
+		    listed(groups, ngroups, r->group_id)) {
+			(*rows)[k++] = *r;
+			continue;
+		}
+		free(r->instance_id);
+		free(r->group_id);
+	}
+	*n = k;
+	return 0;
+}
+
 static int single_int(struct store *st, sqlite3_stmt *s, int64_t *out, struct cs_error *err)
 {
 	int rc = sqlite3_step(s);
@@ -360,6 +393,116 @@ int history_diff_ids(struct store *st, int64_t group_key, int64_t from, int64_t 
 	return 0;
 }
 
+#define DEVICE_OF(col) \
+	"CASE WHEN instr(" col ", '@@@') > 0 THEN substr(" col ", instr(" col ", '@@@') + 3) END"
+
+int history_members(struct store *st, int64_t group_key, int64_t snapshot_id, const char *glob,
+		    history_id_cb cb, void *arg, struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, stop = 0;
+
+	/* the primary key's order: streamed, never sorted */
+	if (prepare(st,
+		    "SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+		    " AND (to_snap IS NULL OR to_snap > ?2)"
+		    " AND (?3 IS NULL OR client_id GLOB ?3 OR " DEVICE_OF("client_id") " GLOB ?3)"
+		    " ORDER BY client_id", &s, err) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 1, group_key);
+	sqlite3_bind_int64(s, 2, snapshot_id);
+	if (glob)
+		sqlite3_bind_text(s, 3, glob, -1, SQLITE_STATIC);
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = cb(arg, (const char *)sqlite3_column_text(s, 0),
+			  (size_t)sqlite3_column_bytes(s, 0));
+	sqlite3_finalize(s);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return store_error(st, err, "client list");
+	return 0;
+}
+
+int history_intervals(struct store *st, int64_t group_key, const char *pattern, int is_glob,
+		      history_interval_cb cb, void *arg, struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct history_interval iv;
+	int rc, stop = 0;
+
+	if (prepare(st,
+		    is_glob ? "SELECT i.client_id, i.from_snap, coalesce(i.to_snap, 0),"
+			      " coalesce(f.run_id, 0), f.finished_at, coalesce(t.run_id, 0), t.finished_at"
+			      " FROM cs_interval i"
+			      " LEFT JOIN cs_snapshot f ON f.snapshot_id = i.from_snap"
+			      " LEFT JOIN cs_snapshot t ON t.snapshot_id = i.to_snap"
+			      " WHERE i.group_key = ?1 AND (i.client_id GLOB ?2"
+			      "  OR " DEVICE_OF("i.client_id") " GLOB ?2)"
+			      " ORDER BY i.client_id, i.from_snap"
+			    : "SELECT i.client_id, i.from_snap, coalesce(i.to_snap, 0),"
+			      " coalesce(f.run_id, 0), f.finished_at, coalesce(t.run_id, 0), t.finished_at"
+			      " FROM cs_interval i"
+			      " LEFT JOIN cs_snapshot f ON f.snapshot_id = i.from_snap"
+			      " LEFT JOIN cs_snapshot t ON t.snapshot_id = i.to_snap"
+			      " WHERE i.group_key = ?1 AND (i.client_id = ?2"
+			      "  OR " DEVICE_OF("i.client_id") " = ?2)"
+			      " ORDER BY i.client_id, i.from_snap",
+		    &s, err) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 1, group_key);
+	sqlite3_bind_text(s, 2, pattern, -1, SQLITE_STATIC);
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&iv, 0, sizeof(iv));
+		iv.client_id = (const char *)sqlite3_column_text(s, 0);
+		iv.client_len = (size_t)sqlite3_column_bytes(s, 0);
+		iv.from_snap = sqlite3_column_int64(s, 1);
+		iv.to_snap = sqlite3_column_int64(s, 2);
+		iv.from_run = sqlite3_column_int64(s, 3);
+		col_text(s, 4, iv.from_at, sizeof(iv.from_at));
+		iv.to_run = sqlite3_column_int64(s, 5);
+		col_text(s, 6, iv.to_at, sizeof(iv.to_at));
+		stop = cb(arg, &iv);
+	}
+	sqlite3_finalize(s);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return store_error(st, err, "history");
+	return 0;
+}
+
+int history_pruned_before(struct store *st, int64_t group_key, int64_t *before,
+			  struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*before = 0;
+	/*
+	 * A group's first complete snapshot added every client it holds and removed none; an
+	 * interval opened before the earliest retained snapshot names one that is gone.  Either
+	 * proves that older history existed and was deleted by prune.  (What neither shows: a
+	 * pruned past in which the group was empty and every interval closed.)
+	 */
+	if (prepare(st,
+		    "SELECT e.snapshot_id, (coalesce(e.removed, 0) != 0"
+		    "  OR coalesce(e.added, 0) != coalesce(e.client_count, 0)"
+		    "  OR EXISTS (SELECT 1 FROM cs_interval i WHERE i.group_key = e.group_key"
+		    "   AND i.from_snap < e.snapshot_id))"
+		    " FROM cs_snapshot e WHERE e.group_key = ?1 AND e.status = 'complete'"
+		    " ORDER BY e.snapshot_id LIMIT 1", &s, err) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 1, group_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_int(s, 1))
+		*before = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_error(st, err, "history");
+	return 0;
+}
+
 int history_series(struct store *st, int64_t group_key, int64_t **ids, int64_t **epochs,
 		   int64_t **counts, size_t *n, struct cs_error *err)
 {
@@ -455,7 +598,15 @@ int history_prune(struct store *st, int64_t keep_last, int64_t older_than_epoch,
 		       "  WHERE k.group_key = s.group_key AND k.status = 'complete'"
 		       "  AND k.snapshot_id > s.snapshot_id) >= ?1", keep_last, NULL, err) < 0)
 		goto fail;
-	if (older_than_epoch > 0 &&
+	/* both rules: kept while either keeps it, so only the young are spared from keep_last */
+	if (keep_last > 0 && older_than_epoch > 0 &&
+	    exec_count(st,
+		       "DELETE FROM temp.prune_doomed WHERE snapshot_id IN (SELECT snapshot_id FROM"
+		       " cs_snapshot WHERE coalesce(finished_epoch,"
+		       " CAST(strftime('%s', started_at) AS INTEGER)) >= ?1)",
+		       older_than_epoch, NULL, err) < 0)
+		goto fail;
+	if (keep_last <= 0 && older_than_epoch > 0 &&
 	    exec_count(st,
 		       "INSERT OR IGNORE INTO temp.prune_doomed SELECT snapshot_id FROM cs_snapshot"
 		       " WHERE status != 'running'"

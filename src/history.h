@@ -43,6 +43,11 @@ int history_groups(struct store *st, const char *instance, const char *group,
 		   struct group_row **rows, size_t *n, struct cs_error *err);
 void history_groups_free(struct group_row *rows, size_t n);
 
+/* The same for lists of instances and groups (n 0: any), as repeated --instance/--group. */
+int history_select_groups(struct store *st, const char *const *instances, size_t ninstances,
+			  const char *const *groups, size_t ngroups, struct group_row **rows,
+			  size_t *n, struct cs_error *err);
+
 struct snap_row {
 	int64_t snapshot_id, run_id, group_key;
 	char instance_id[128], group_id[128];
@@ -74,6 +79,35 @@ typedef int (*history_id_cb)(void *arg, const char *client_id, size_t len);
 int history_diff_ids(struct store *st, int64_t group_key, int64_t from, int64_t to,
 		     int want_added, history_id_cb cb, void *arg, struct cs_error *err);
 
+/* Streams the client IDs of complete snapshot snapshot_id of a group, sorted; with glob
+ * (NULL: all) only those whose client ID or device ID matches it (SQLite GLOB). */
+int history_members(struct store *st, int64_t group_key, int64_t snapshot_id, const char *glob,
+		    history_id_cb cb, void *arg, struct cs_error *err);
+
+/* One period during which a client held a credential in a group: from complete snapshot
+ * from_snap up to (not including) to_snap.  A snapshot that was pruned has run 0 and at "". */
+struct history_interval {
+	const char *client_id;
+	size_t client_len;
+	int64_t from_snap, from_run;
+	int64_t to_snap, to_run;     /* to_snap 0: still held at the group's latest snapshot */
+	char from_at[21], to_at[21];
+};
+typedef int (*history_interval_cb)(void *arg, const struct history_interval *iv);
+
+/* Streams a group's intervals of every client whose client ID or device ID equals pattern
+ * (is_glob 0) or matches it as a GLOB (is_glob 1), by client, then start. */
+int history_intervals(struct store *st, int64_t group_key, const char *pattern, int is_glob,
+		      history_interval_cb cb, void *arg, struct cs_error *err);
+
+/*
+ * Whether a group's history was pruned: *before is its earliest retained complete snapshot
+ * when the database shows that an earlier one existed (an interval starts before it, or its
+ * own added/removed counts are not those of a group's first snapshot), else 0.
+ */
+int history_pruned_before(struct store *st, int64_t group_key, int64_t *before,
+			  struct cs_error *err);
+
 /* Lists snapshots newest first.  limit 0: all.  cb as above. */
 typedef int (*history_snap_cb)(void *arg, const struct snap_row *row);
 int history_snapshots(struct store *st, const char *instance, const char *group, int64_t limit,
@@ -92,7 +126,8 @@ struct prune_result {
 
 /*
  * Deletes snapshots: beyond the keep_last newest complete ones of each group (keep_last > 0),
- * or finished before older_than_epoch (> 0).  Each group's latest complete snapshot, running
+ * or finished before older_than_epoch (> 0); with both, only those both rules would delete
+ * (a snapshot is kept while either keeps it, as restic's keep-last and keep-within).  Each group's latest complete snapshot, running
  * snapshots and those a checkpoint still needs are never deleted; nor is an interval that a
  * kept snapshot's membership or changes need.  dry_run counts and changes nothing.
  */

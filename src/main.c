@@ -30,6 +30,9 @@ static const struct command commands[] = {
 	{ "snapshots", cmd_snapshots },
 	{ "prune", cmd_prune },
 	{ "check", cmd_check },
+	{ "clients", cmd_clients },
+	{ "history", cmd_history },
+	{ "audit", cmd_audit },
 };
 
 static int exit_status(const struct cs_error *err)

@@ -80,6 +80,14 @@ void metrics_render(struct cs_buf *b, const struct metrics_run *m)
 	buf_printf(b, "credsync_last_run_throttled %" PRId64 "\n", m->totals->throttled);
 	header(b, "credsync_last_run_groups_failed", "gauge", "Groups that failed in the last run.");
 	buf_printf(b, "credsync_last_run_groups_failed %" PRId64 "\n", m->totals->groups_failed);
+	if (m->retention) {
+		header(b, "credsync_last_run_pruned_snapshots", "gauge",
+		       "Snapshots deleted by the retention policy after the last run.");
+		buf_printf(b, "credsync_last_run_pruned_snapshots %" PRId64 "\n", m->pruned_snapshots);
+		header(b, "credsync_last_run_pruned_runs", "gauge",
+		       "Runs left without snapshots and deleted by the retention policy after the last run.");
+		buf_printf(b, "credsync_last_run_pruned_runs %" PRId64 "\n", m->pruned_runs);
+	}
 	group_metric(b, m, "credsync_group_success", "1 when the group's snapshot in the last run is complete.",
 		     0, v_success);
 	group_metric(b, m, "credsync_group_consistent",

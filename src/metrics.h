@@ -22,6 +22,8 @@ struct metrics_run {
 	size_t n;
 	const struct crawl_totals *totals;
 	int ok;                       /* every group completed */
+	int retention;                /* a retention policy ran after the run */
+	int64_t pruned_snapshots, pruned_runs;  /* what it deleted */
 };
 
 /* Renders the metrics text into out (for tests and for metrics_write). */

@@ -10,10 +10,10 @@
 
 int report_parse_format(const char *s, unsigned allowed)
 {
-	static const char *const names[] = { "text", "json", "csv", "html" };
+	static const char *const names[] = { "text", "json", "csv", "html", "ndjson" };
 	int i;
 
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (!strcmp(s, names[i]) && (allowed & (1u << i)))
 			return i;
 	return -1;
@@ -95,6 +95,11 @@ static void json_string(struct cs_buf *b, const char *s)
 	buf_putc(b, '"');
 }
 
+void report_json_string(struct cs_buf *b, const char *s)
+{
+	json_string(b, s);
+}
+
 /* Flushes a buffer to the stream once it is large, so memory stays bounded. */
 static int flush(FILE *out, struct cs_buf *b, int force, struct cs_error *err)
 {
@@ -119,7 +124,12 @@ struct id_sink {
 	struct cs_error *err;
 };
 
-static const char *device_part(const char *id, size_t len, size_t *dlen)
+int report_flush(FILE *out, struct cs_buf *b, int force, struct cs_error *err)
+{
+	return flush(out, b, force, err);
+}
+
+const char *report_device_part(const char *id, size_t len, size_t *dlen)
 {
 	const char *at = NULL;
 	size_t i;
@@ -163,7 +173,7 @@ static int on_id(void *arg, const char *id, size_t len)
 		buf_puts(b, k->added ? ",added," : ",removed,");
 		report_csv_field(b, id, len);
 		buf_putc(b, ',');
-		dev = device_part(id, len, &dlen);
+		dev = report_device_part(id, len, &dlen);
 		if (dev)
 			report_csv_field(b, dev, dlen);
 		buf_printf(b, ",%" PRId64 ",%" PRId64 "\r\n", k->dg->from, k->dg->to);
@@ -172,6 +182,22 @@ static int on_id(void *arg, const char *id, size_t len)
 		buf_puts(b, "<li><code>");
 		report_html_escape(b, id, len);
 		buf_puts(b, "</code></li>\n");
+		break;
+	case REPORT_NDJSON:
+		buf_puts(b, "{\"type\": \"change\", \"instance_id\": ");
+		json_string(b, k->dg->g->instance_id);
+		buf_puts(b, ", \"group_id\": ");
+		json_string(b, k->dg->g->group_id);
+		buf_printf(b, ", \"change\": \"%s\", \"client_id\": ", k->added ? "added" : "removed");
+		json_string(b, id);
+		buf_puts(b, ", \"device_id\": ");
+		dev = report_device_part(id, len, &dlen);
+		if (dev)
+			json_string(b, dev);
+		else
+			buf_puts(b, "null");
+		buf_printf(b, ", \"from_snapshot\": %" PRId64 ", \"to_snapshot\": %" PRId64 "}\n",
+			   k->dg->from, k->dg->to);
 		break;
 	}
 	k->n++;
@@ -299,6 +325,61 @@ static int render_csv(FILE *out, struct cs_buf *b, const struct diff_report *r,
 	return 0;
 }
 
+/* One "group" line per group (its status and counts), then one "change" line per ID. */
+static int render_ndjson(FILE *out, struct cs_buf *b, const struct diff_report *r,
+			 struct cs_error *err)
+{
+	static const char *const status[] = { "ok", "no_from_snapshot", "no_to_snapshot" };
+	char note[256];
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const struct diff_group *dg = &r->groups[i];
+
+		buf_puts(b, "{\"type\": \"group\", \"instance_id\": ");
+		json_string(b, dg->g->instance_id);
+		buf_puts(b, ", \"group_id\": ");
+		json_string(b, dg->g->group_id);
+		buf_puts(b, ", \"from\": ");
+		json_string(b, r->from_text);
+		buf_puts(b, ", \"to\": ");
+		json_string(b, r->to_text);
+		buf_puts(b, ", \"from_snapshot\": ");
+		json_snapshot(b, dg->from);
+		buf_puts(b, ", \"to_snapshot\": ");
+		json_snapshot(b, dg->to);
+		buf_printf(b, ", \"status\": \"%s\"", status[dg->status]);
+		if (dg->status != DIFF_OK) {
+			buf_puts(b, ", \"note\": ");
+			json_string(b, status_note(r, dg, note, sizeof(note)));
+		}
+		buf_printf(b, ", \"added\": %" PRId64 ", \"removed\": %" PRId64 "}\n", dg->added,
+			   dg->removed);
+		if (stream_ids(out, b, REPORT_NDJSON, r, dg, 1, err) < 0 ||
+		    stream_ids(out, b, REPORT_NDJSON, r, dg, 0, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void report_html_begin(struct cs_buf *b, const char *title)
+{
+	/* No script, no external asset; the CSP makes a stray script inert as well. */
+	buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+		    "style-src 'unsafe-inline'; img-src data:\">\n<title>");
+	report_html_escape(b, title, strlen(title));
+	buf_puts(b, "</title>\n<style>\n"
+		    "body{font-family:system-ui,sans-serif;margin:2em;color:#222;background:#fff}\n"
+		    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;"
+		    "padding:4px 10px;text-align:left}th{background:#f0f0f0}\n"
+		    "td.num{text-align:right}.added{color:#276749}.removed{color:#c53030}"
+		    ".muted{color:#777}\n"
+		    "code{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}\n"
+		    "ul{margin:0.3em 0 1em 0}section{margin-bottom:2em}\n"
+		    "</style>\n</head>\n<body>\n");
+}
+
 /* An inline SVG line chart of the group's client count over its complete snapshots, with
  * the compared two marked. */
 static int html_chart(struct cs_buf *b, const struct diff_report *r, const struct diff_group *dg,
@@ -371,22 +452,14 @@ static int render_html(FILE *out, struct cs_buf *b, const struct diff_report *r,
 	size_t i;
 
 	util_format_utc(r->generated_epoch, when);
-	/* No script, no external asset; the CSP makes a stray script inert as well. */
-	buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-		    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-		    "style-src 'unsafe-inline'; img-src data:\">\n<title>credsync diff ");
-	report_html_escape(b, r->from_text, strlen(r->from_text));
-	buf_puts(b, "..");
-	report_html_escape(b, r->to_text, strlen(r->to_text));
-	buf_puts(b, "</title>\n<style>\n"
-		    "body{font-family:system-ui,sans-serif;margin:2em;color:#222;background:#fff}\n"
-		    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;"
-		    "padding:4px 10px;text-align:left}th{background:#f0f0f0}\n"
-		    "td.num{text-align:right}.added{color:#276749}.removed{color:#c53030}"
-		    ".muted{color:#777}\n"
-		    "code{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}\n"
-		    "ul{margin:0.3em 0 1em 0}section{margin-bottom:2em}\n"
-		    "</style>\n</head>\n<body>\n<h1>credsync diff</h1>\n<p>From <strong>");
+	{
+		struct cs_buf title = CS_BUF_INIT;
+
+		buf_printf(&title, "credsync diff %s..%s", r->from_text, r->to_text);
+		report_html_begin(b, title.oom ? "credsync diff" : buf_str(&title));
+		buf_release(&title);
+	}
+	buf_puts(b, "<h1>credsync diff</h1>\n<p>From <strong>");
 	report_html_escape(b, r->from_text, strlen(r->from_text));
 	buf_puts(b, "</strong> to <strong>");
 	report_html_escape(b, r->to_text, strlen(r->to_text));
@@ -458,6 +531,7 @@ int report_diff(FILE *out, enum report_format fmt, const struct diff_report *r,
 	case REPORT_TEXT: rc = render_text(out, &b, r, err); break;
 	case REPORT_JSON: rc = render_json(out, &b, r, err); break;
 	case REPORT_CSV: rc = render_csv(out, &b, r, err); break;
+	case REPORT_NDJSON: rc = render_ndjson(out, &b, r, err); break;
 	default: rc = render_html(out, &b, r, err); break;
 	}
 	if (rc == 0)
@@ -475,6 +549,8 @@ void report_snapshots_begin(struct snap_writer *w)
 			"ERROR");
 	else if (w->fmt == REPORT_JSON)
 		fputs("[", w->out);
+	else if (w->fmt == REPORT_NDJSON)
+		;
 	else
 		fputs("snapshot_id,run_id,instance_id,group_id,status,started_at,finished_at,"
 		      "client_count,added,removed,consistent,error_code,error_message\r\n", w->out);
@@ -508,9 +584,11 @@ int report_snapshots_row(void *arg, const struct snap_row *r)
 			report_text_id(&b, r->error_message, strlen(r->error_message));
 		}
 		buf_putc(&b, '\n');
-	} else if (w->fmt == REPORT_JSON) {
-		buf_printf(&b, "%s\n {\"snapshot_id\": %" PRId64 ", \"run_id\": %" PRId64
-			   ", \"instance_id\": ", w->rows ? "," : "", r->snapshot_id, r->run_id);
+	} else if (w->fmt == REPORT_JSON || w->fmt == REPORT_NDJSON) {
+		if (w->fmt == REPORT_JSON)
+			buf_printf(&b, "%s\n ", w->rows ? "," : "");
+		buf_printf(&b, "{\"snapshot_id\": %" PRId64 ", \"run_id\": %" PRId64
+			   ", \"instance_id\": ", r->snapshot_id, r->run_id);
 		json_string(&b, r->instance_id);
 		buf_puts(&b, ", \"group_id\": ");
 		json_string(&b, r->group_id);
@@ -542,7 +620,7 @@ int report_snapshots_row(void *arg, const struct snap_row *r)
 			json_string(&b, r->error_message);
 		else
 			buf_puts(&b, "null");
-		buf_putc(&b, '}');
+		buf_puts(&b, w->fmt == REPORT_NDJSON ? "}\n" : "}");
 	} else {
 		buf_printf(&b, "%" PRId64 ",%" PRId64 ",", r->snapshot_id, r->run_id);
 		report_csv_field(&b, r->instance_id, strlen(r->instance_id));
@@ -573,4 +651,36 @@ void report_snapshots_end(struct snap_writer *w)
 {
 	if (w->fmt == REPORT_JSON)
 		fputs(w->rows ? "\n]\n" : "]\n", w->out);
+}
+
+int report_out_open(struct report_out *o, const char *path, struct cs_error *err)
+{
+	memset(o, 0, sizeof(*o));
+	o->f = stdout;
+	if (!path)
+		return 0;
+	if (atomic_open(&o->af, path, 0666, err) < 0)
+		return -1;
+	o->atomic = 1;
+	o->f = o->af.f;
+	return 0;
+}
+
+int report_out_commit(struct report_out *o, struct cs_error *err)
+{
+	if (o->atomic) {
+		o->atomic = 0;
+		o->f = NULL;
+		return atomic_commit(&o->af, err);
+	}
+	if (fflush(stdout) != 0)
+		return cs_error_set(err, CS_ERR_RUNTIME, "cannot write the report to standard output");
+	return 0;
+}
+
+void report_out_abort(struct report_out *o)
+{
+	if (o->atomic)
+		atomic_abort(&o->af);
+	o->atomic = 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "atomic.h"
 #include "buf.h"
 #include "error.h"
 #include "history.h"
@@ -22,9 +23,15 @@ enum report_format {
 	REPORT_JSON,
 	REPORT_CSV,
 	REPORT_HTML,
+	REPORT_NDJSON,   /* one JSON object per line, for log pipelines and jq */
 };
 
-/* "text", "json", "csv", "html" -> format; -1 when unknown or not in allowed (a bitmask of
+/* The allowed-format masks of the commands. */
+#define REPORT_LISTS ((1u << REPORT_TEXT) | (1u << REPORT_JSON) | (1u << REPORT_CSV) | \
+		      (1u << REPORT_NDJSON))
+#define REPORT_ALL (REPORT_LISTS | (1u << REPORT_HTML))
+
+/* "text", "json", "csv", "html", "ndjson" -> format; -1 when unknown or not in allowed (a bitmask of
  * 1 << format). */
 int report_parse_format(const char *s, unsigned allowed);
 
@@ -65,9 +72,33 @@ void report_snapshots_begin(struct snap_writer *w);
 int report_snapshots_row(void *arg, const struct snap_row *row);
 void report_snapshots_end(struct snap_writer *w);
 
+/* Where a report goes: stdout, or FILE written atomically (-o). */
+struct report_out {
+	FILE *f;
+	struct atomic_file af;
+	int atomic;
+};
+/* Opens path (NULL: stdout).  0, or -1 with err set. */
+int report_out_open(struct report_out *o, const char *path, struct cs_error *err);
+/* Flushes stdout or commits the file (renamed into place); 0, or -1 with err set. */
+int report_out_commit(struct report_out *o, struct cs_error *err);
+/* Removes an uncommitted file; accepts one never opened or already committed. */
+void report_out_abort(struct report_out *o);
+
 /* Escapers, exposed for tests. */
 void report_csv_field(struct cs_buf *out, const char *s, size_t len);
 void report_html_escape(struct cs_buf *out, const char *s, size_t len);
 void report_text_id(struct cs_buf *out, const char *s, size_t len);
+
+/* Shared by the other reports (clients, history, audit). */
+/* A JSON string of s (NUL-terminated; stored IDs never hold a NUL). */
+void report_json_string(struct cs_buf *b, const char *s);
+/* Writes b to out once it holds 64 KiB (always when force); 0, or -1 with err set. */
+int report_flush(FILE *out, struct cs_buf *b, int force, struct cs_error *err);
+/* The part of a client ID after its first "@@@"; NULL (and *dlen 0) when there is none. */
+const char *report_device_part(const char *id, size_t len, size_t *dlen);
+/* The head of a self-contained HTML page (CSP: no script, no external asset) up to and
+ * including <body>; title is escaped. */
+void report_html_begin(struct cs_buf *b, const char *title);
 
 #endif

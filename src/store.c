@@ -494,6 +494,24 @@ int store_locate(const char *path, char **real, struct cs_error *err)
 	return 0;
 }
 
+/* 1 when this user may create files in the directory holding path. */
+static int dir_writable(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+
+	if (!slash)
+		return access(".", W_OK | X_OK) == 0;
+	if (len == 0)
+		len = 1;
+	if (len >= sizeof(dir))
+		return 1;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	return access(dir, W_OK | X_OK) == 0;
+}
+
 /*
  * What the file at path is, read through a read-only connection that changes nothing: no
  * journal mode switch, no -wal or -shm for a file in rollback mode, not a byte written.
@@ -551,8 +569,15 @@ static int classify(const char *path, const char *shown, enum file_kind *kind,
 	ret = 0;
 	goto out;
 sqlfail:
-	cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s; refusing to touch it", shown,
-		     db ? sqlite3_errmsg(db) : "cannot open");
+	/* a WAL-mode file cannot be read without its -shm, which SQLite must create beside it */
+	if (db && (sqlite3_extended_errcode(db) & 0xff) == SQLITE_READONLY && !dir_writable(path))
+		cs_error_set(err, CS_ERR_RUNTIME,
+			     "database %s is read-only here: this user cannot write its directory, "
+			     "where SQLite keeps the -wal and -shm files; fix the directory's "
+			     "permissions or move the database", shown);
+	else
+		cs_error_set(err, CS_ERR_RUNTIME, "database %s: %s; refusing to touch it", shown,
+			     db ? sqlite3_errmsg(db) : "cannot open");
 out:
 	sqlite3_finalize(s);
 	sqlite3_close(db);

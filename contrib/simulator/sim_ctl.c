@@ -212,6 +212,7 @@ void sim_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 	case 2:
 		pthread_mutex_lock(&s->lock);
 		memset(&s->stats, 0, sizeof(s->stats));
+		s->blocks = 0; /* the count; a block in force stays until it ends */
 		pthread_mutex_unlock(&s->lock);
 		buf_reset(&r->out);
 		buf_puts(&r->out, "{\"reset\":true}\n");

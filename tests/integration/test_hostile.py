@@ -162,8 +162,9 @@ CASES = [
      "longer than 1024 bytes", 0),
     ("non-utf8 id skipped", always(200, b"{\"DeviceCredentialClientIdList\":{\"Total\":\"2\",\"ClientIdList\":[\"G@@@ok\",\"G@@@\xc3\x28\"]}}"),
      0, None, "not UTF-8", 0),
+    # short by 3, beyond the default tolerance (the larger of 1 and 0.1% of Total): not an inventory
     ("fewer ids than Total", paged([(["G@@@a", "G@@@b"], None, 5)]), 1, "IncompleteWalk",
-     "short by 3", None),
+     "collected 2 distinct client IDs", None),
     ("duplicates across pages", paged([(["G@@@a", "G@@@b"], "t1", 3), (["G@@@b", "G@@@c"], None, 3)]),
      0, None, "duplicates", 0),
     ("token loop", lambda n, q: (200, page(["G@@@%d" % n], total=10 ** 6, token="t%d" % (n % 3)), {}),

@@ -754,9 +754,10 @@ def test_stats_counters():
         eq(st["by_action"], {LIST: 4, "ListGroupId": 1}, "by_action")
         eq(st["by_code"], {"InternalError": 1, "SignatureDoesNotMatch": 1}, "by_code")
         eq(st["faults"], {"InternalError": 1}, "faults")
+        eq(st["blocks"], 0, "blocks")
         sim.reset_stats()
         eq(sim.stats(), {"requests": 0, "rpc_requests": 0, "pages": 0, "throttled": 0,
-                         "by_action": {}, "by_code": {}, "faults": {}}, "after reset")
+                         "by_action": {}, "by_code": {}, "faults": {}, "blocks": 0}, "after reset")
 
 
 def test_request_ids_unique():

@@ -67,7 +67,8 @@ static void test_full(void)
 		"  - id: v6.host_1\n"                      /* line 32 */
 		"    endpoint: https://[::1]:8443\n"
 		"    groups:\n"
-		"      - GID-a\n";
+		"      - GID-a\n"
+		"retention: { keep_last: 30, keep_for: 90d }\n";
 	struct cs_error err;
 	struct config *cfg = load(yaml, &err);
 	const struct cfg_instance *in;
@@ -83,6 +84,8 @@ static void test_full(void)
 	CHECK_STR(cfg->profile, "ops");
 	CHECK_STR(cfg->metrics_file, "/var/lib/credsync/metrics.prom");
 	CHECK_INT(cfg->checkpoint_max_age_ms, 90 * 60 * 1000);
+	CHECK_INT(cfg->retention_keep_last, 30);
+	CHECK_INT(cfg->retention_keep_for_ms, 90LL * 86400 * 1000);
 
 	d = &cfg->defaults;
 	CHECK_INT(d->page_size, 50);
@@ -316,7 +319,8 @@ static const struct bad bad_configs[] = {
 	  "t.yaml:1:1: ", "unknown key 'databse' at the top level (did you mean 'database'?)" },
 	{ "unknown key without a near match", "colour: red\n" INST,
 	  "t.yaml:1:1: ", "unknown key 'colour' at the top level (expected one of: database, "
-	  "credentials, defaults, instances, metrics_file, checkpoint_max_age, finalize_max_age)" },
+	  "credentials, defaults, instances, metrics_file, checkpoint_max_age, finalize_max_age, "
+	  "retention)" },
 	{ "misspelt page_size", "defaults:\n  page_sise: 10\n" INST,
 	  "t.yaml:2:3: ", "unknown key 'page_sise' in defaults (did you mean 'page_size'?)" },
 	{ "misspelt key in an instance", INST "    regoin: cn-beijing\n",
@@ -400,6 +404,16 @@ static const struct bad bad_configs[] = {
 	  "max_delay >= base_delay)" },
 	{ "base_delay raised above inherited max_delay", INST "    retry: { base_delay: 1m }\n",
 	  "t.yaml:5:26: ", "retry.max_delay 30s is less than retry.base_delay 1m" },
+	{ "retention not a mapping", "retention: 30\n" INST,
+	  "t.yaml:1:12: ", "retention: expected a mapping like { keep_last: 30, keep_for: 90d }" },
+	{ "retention empty", "retention: {}\n" INST,
+	  "t.yaml:1:12: ", "retention: expected keep_last, keep_for or both" },
+	{ "retention misspelt key", "retention:\n  keep_lats: 3\n" INST,
+	  "t.yaml:2:3: ", "unknown key 'keep_lats' in retention (did you mean 'keep_last'?)" },
+	{ "retention keep_last zero", "retention: { keep_last: 0 }\n" INST,
+	  "t.yaml:1:25: ", "retention.keep_last: '0' is out of range (expected an integer 1..1000000)" },
+	{ "retention keep_for not a duration", "retention:\n  keep_for: 3 months\n" INST,
+	  "t.yaml:2:13: ", "retention.keep_for: expected a duration like 5s, 250ms or 10m" },
 	{ "checkpoint_max_age not a duration", "checkpoint_max_age: 6 hours\n" INST,
 	  "t.yaml:1:21: ", "checkpoint_max_age: expected a duration like 5s, 250ms or 10m" },
 	{ "signature v2", "defaults:\n  signature: v2\n" INST,
