@@ -28,6 +28,8 @@ static const struct command commands[] = {
 	{ "snapshots", cmd_snapshots },
 	{ "prune", cmd_prune },
 	{ "check", cmd_check },
+	/* hidden: the words the shell completion scripts offer */
+	{ "__complete", cmd_complete },
 };
 
 static int exit_status(const struct cs_error *err)
