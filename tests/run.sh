@@ -10,7 +10,8 @@
 # non-loopback address even by accident; the default chain's metadata provider is off too.
 # .ci/run runs exactly this.
 set -euo pipefail
-export CREDSYNC_PACKAGES_EXTRA="chromium valgrind clang libclang-rt-14-dev iproute2 util-linux"
+# dpkg-dev (dpkg-shlibdeps) and lintian: it.package builds, lints and installs the .deb
+export CREDSYNC_PACKAGES_EXTRA="chromium valgrind clang libclang-rt-14-dev iproute2 util-linux dpkg-dev lintian"
 source "$(dirname "$0")/../contrib/setup.sh"
 
 if [ "${CREDSYNC_IN_NETNS:-}" != 1 ]; then
