@@ -74,6 +74,7 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_complete(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 
 #endif

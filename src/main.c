@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{ "snapshots", cmd_snapshots },
 	{ "prune", cmd_prune },
 	{ "check", cmd_check },
+	{ "init", cmd_init },
 	/* hidden: the words the shell completion scripts offer */
 	{ "__complete", cmd_complete },
 };

@@ -10,7 +10,7 @@ import harness
 
 SRC = os.environ.get("CREDSYNC_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 MAN = os.path.join(SRC, "contrib", "man", "credsync.1")
-COMMANDS = ["sync", "diff", "snapshots", "prune", "check"]
+COMMANDS = ["sync", "diff", "snapshots", "prune", "check", "init"]
 GLOBAL = {"--config", "--database", "--verbose", "--quiet", "--log-format", "--help", "--version"}
 
 
