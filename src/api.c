@@ -319,7 +319,9 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 		*root = r;
 		return API_OK;
 	}
-	if (cJSON_IsString(code) && *code->valuestring) {
+	/* "200" is the success Code of sibling actions (ListInstances): a body with it but
+	 * without the payload is malformed, not a service error named "200" */
+	if (cJSON_IsString(code) && *code->valuestring && strcmp(code->valuestring, "200")) {
 		copy_field(aerr->code, sizeof(aerr->code), r, "Code");
 		copy_field(aerr->message, sizeof(aerr->message), r, "Message");
 		copy_field(aerr->request_id, sizeof(aerr->request_id), r, "RequestId");

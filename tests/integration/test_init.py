@@ -99,6 +99,13 @@ def test_regions_one_failing():
         # each instance got its own region's endpoint
         sync_and_compare(sim, out, db, [("mqtt-sim-1", "GID_sim_1"), ("mqtt-sim-2", "GID_sim_1"),
                                         ("mqtt-sim-3", "GID_sim_1")])
+        # ... because the wrong region's endpoint does not know the instance
+        wrong = cs.write_config(os.path.join(d, "wrong.yaml"), [
+            {"id": "mqtt-sim-2", "endpoint": "http://cn-hangzhou.localhost:%d" % sim.port,
+             "groups": ["GID_sim_1"]}], database=os.path.join(d, "wrong.db"))
+        p = cs.run(["-c", wrong, "sync"], env=env_for(sim))
+        cs.expect(p, 1, "sync at another region's endpoint")
+        assert "InstancePermissionCheckFailed" in p.stderr, p.stderr
 
 
 def test_all_regions():
