@@ -32,9 +32,10 @@
 
 struct init_instance {
 	const struct api_instance *api;  /* borrowed from its region's listing */
-	const char *region;              /* the region it was found in */
-	char *endpoint;                  /* owned */
-	struct discovered groups;
+	const char *region;              /* the region it was found in ... */
+	size_t region_index;             /* ... as an index of init_args.regions */
+	const char *endpoint;            /* borrowed: that region's */
+	const struct discovered *groups; /* borrowed: its ListGroupId */
 };
 
 struct init_args {
@@ -251,7 +252,8 @@ static int put_instance(struct cs_buf *b, const struct init_instance *in, int gr
 	const struct api_instance *api = in->api;
 	const char *c = "";
 	size_t k;
-	int usable = !in->groups.failed && (groups_all || in->groups.ngroups > 0);
+	const struct discovered *g = in->groups;
+	int usable = !g->failed && (groups_all || g->ngroups > 0);
 
 	buf_puts(b, "  # ");
 	if (*api->name) {
@@ -268,9 +270,9 @@ static int put_instance(struct cs_buf *b, const struct init_instance *in, int gr
 	buf_printf(b, ", listed in %s\n", in->region);
 	if (!usable) {
 		buf_puts(b, "  # not enabled: ");
-		if (in->groups.failed) {
+		if (g->failed) {
 			buf_puts(b, "ListGroupId answered ");
-			put_comment_text(b, in->groups.code);
+			put_comment_text(b, g->code);
 			buf_puts(b, "; list its groups by hand (or allow mq:ListGroupId)\n");
 		} else {
 			buf_puts(b, "ListGroupId lists no group yet\n");
@@ -293,9 +295,9 @@ static int put_instance(struct cs_buf *b, const struct init_instance *in, int gr
 	} else {
 		buf_printf(b, "  %s  groups:                   # from ListGroupId; `groups: all` "
 			   "asks at every sync\n", c);
-		for (k = 0; k < in->groups.ngroups; k++) {
+		for (k = 0; k < g->ngroups; k++) {
 			buf_printf(b, "  %s    - ", c);
-			put_scalar(b, in->groups.groups[k]);
+			put_scalar(b, g->groups[k]);
 			buf_putc(b, '\n');
 		}
 	}
@@ -423,6 +425,9 @@ int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	struct http_client *http = NULL;
 	struct discovered_instances *found = NULL;
 	struct init_instance *insts = NULL;
+	struct cfg_instance *cis = NULL;
+	struct discovered *groups = NULL;
+	char **endpoints = NULL;
 	struct config *check = NULL;
 	struct cs_error verr = { CS_ERR_NONE, "" };
 	struct atomic_file af;
@@ -468,26 +473,27 @@ int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	signal_http = http;
 	install_signals();
 
+	endpoints = calloc(a.nregions, sizeof(*endpoints));
+	if (!endpoints) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto cleanup;
+	}
 	for (i = 0; i < a.nregions; i++) {
 		buf_reset(&ep);
-		if (regions_endpoint(&ep, tmpl, a.regions[i], err) < 0 ||
-		    discover_instances(a.regions[i], buf_str(&ep), &s, http, &creds, &cli_stop_signal,
-				       &found[i], err) < 0)
+		if (regions_endpoint(&ep, tmpl, a.regions[i], err) < 0)
 			goto cleanup;
-		if (found[i].failed) {
-			printf("%s: FAILED: ListInstances: %s: %s\n", a.regions[i], found[i].code,
-			       found[i].message);
-			failed++;
-			continue;
+		if (!(endpoints[i] = strdup(buf_str(&ep)))) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto cleanup;
 		}
-		if (!found[i].n) {
-			printf("%s: no instance\n", a.regions[i]);
-			continue;
-		}
-		printf("%s: %zu instance(s)\n", a.regions[i], found[i].n);
+	}
+	/* every region at once, then every instance's groups at once */
+	if (discover_instances(a.regions, (const char *const *)endpoints, a.nregions, &s, http,
+			       &creds, &cli_stop_signal, found, err) < 0)
+		goto cleanup;
+	for (i = 0; i < a.nregions; i++) {
 		for (j = 0; j < found[i].n; j++) {
 			struct init_instance *in;
-			struct cfg_instance ci;
 
 			for (k = 0; k < ninst; k++)
 				if (!strcmp(insts[k].api->id, found[i].instances[j].id))
@@ -509,27 +515,51 @@ int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 			memset(in, 0, sizeof(*in));
 			in->api = &found[i].instances[j];
 			in->region = a.regions[i];
-			if (!(in->endpoint = strdup(buf_str(&ep)))) {
-				cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-				goto cleanup;
-			}
+			in->region_index = i;
+			in->endpoint = endpoints[i];
 			ninst++;
-			memset(&ci, 0, sizeof(ci));
-			ci.id = (char *)in->api->id;
-			ci.endpoint = in->endpoint;
-			ci.s = s;
-			if (cli_stop_signal) {
-				cs_error_set(err, CS_ERR_INTERRUPTED, "stopped by a signal");
-				goto cleanup;
-			}
-			if (discover_instance(&ci, http, &creds, &in->groups, err) < 0)
-				goto cleanup;
-			if (in->groups.failed) {
+		}
+	}
+	if (ninst) {
+		cis = calloc(ninst, sizeof(*cis));
+		groups = calloc(ninst, sizeof(*groups));
+		if (!cis || !groups) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto cleanup;
+		}
+		for (k = 0; k < ninst; k++) {
+			cis[k].id = (char *)insts[k].api->id;
+			cis[k].endpoint = (char *)insts[k].endpoint;
+			cis[k].s = s;
+		}
+		if (discover_groups(cis, ninst, http, &creds, &cli_stop_signal, groups, err) < 0)
+			goto cleanup;
+		for (k = 0; k < ninst; k++)
+			insts[k].groups = &groups[k];
+	}
+	for (i = 0; i < a.nregions; i++) {
+		if (found[i].failed) {
+			printf("%s: FAILED: ListInstances: %s: %s\n", a.regions[i], found[i].code,
+			       found[i].message);
+			failed++;
+			continue;
+		}
+		if (!found[i].n) {
+			printf("%s: no instance\n", a.regions[i]);
+			continue;
+		}
+		printf("%s: %zu instance(s)\n", a.regions[i], found[i].n);
+		for (k = 0; k < ninst; k++) {
+			const struct init_instance *in = &insts[k];
+
+			if (in->region_index != i)
+				continue;
+			if (in->groups->failed) {
 				printf("  %s: FAILED: ListGroupId: %s: %s\n", in->api->id,
-				       in->groups.code, in->groups.message);
+				       in->groups->code, in->groups->message);
 				failed++;
 			} else {
-				printf("  %s: %zu group(s)\n", in->api->id, in->groups.ngroups);
+				printf("  %s: %zu group(s)\n", in->api->id, in->groups->ngroups);
 			}
 		}
 	}
@@ -574,11 +604,16 @@ cleanup:
 	signal_http = NULL;
 	atomic_abort(&af);
 	config_free(check);
-	for (k = 0; k < ninst; k++) {
-		free(insts[k].endpoint);
-		discovered_release(&insts[k].groups);
-	}
+	if (groups)
+		for (k = 0; k < ninst; k++)
+			discovered_release(&groups[k]);
+	free(groups);
+	free(cis);
 	free(insts);
+	if (endpoints)
+		for (i = 0; i < a.nregions; i++)
+			free(endpoints[i]);
+	free(endpoints);
 	if (found)
 		for (i = 0; i < a.nregions; i++)
 			discovered_instances_release(&found[i]);

@@ -48,10 +48,23 @@ typedef enum api_result (*listing_parse_fn)(long status, const char *body, size_
 					   void *arg, struct api_error *aerr, char *detail,
 					   size_t detail_len);
 
-struct listing_outcome {
-	int failed;
-	char *code;          /* [128] */
-	char *message;       /* [768] */
+/* One listing call to make (ListGroupId of an instance, ListInstances of a region) and its
+ * state in the engine below. */
+struct listing_job {
+	const char *subject;          /* "instance 'x'", "region 'y'": for messages */
+	const char *endpoint;
+	const struct cfg_settings *s;
+	const char *action;
+	const struct sign_param *p;
+	size_t np;
+	listing_parse_fn parse;
+	void *arg;
+	int *failed;                  /* set when the listing failed; code/message say why */
+	char *code;                   /* [128] */
+	char *message;                /* [768] */
+	struct http_endpoint *ep;
+	int attempt, in_flight, done;
+	int64_t not_before;           /* monotonic ms: a retry waits for its backoff */
 };
 
 static void sleep_ms(int64_t ms)
@@ -61,109 +74,167 @@ static void sleep_ms(int64_t ms)
 	nanosleep(&ts, NULL);
 }
 
-/*
- * One blocking listing call (ListGroupId, ListInstances) with the crawl's retry rules:
- * throttling and transient faults are retried with backoff (x-acs-retry-after honoured) up
- * to s->max_attempts, under rl.  Returns 0 with the parse done or out->failed set, or -1 for
- * rejected credentials (CS_ERR_CREDENTIALS) and a stop signal (CS_ERR_INTERRUPTED, when stop
- * is given and becomes non-zero).  The run has nothing else to do meanwhile.
- */
-static int call_listing(const char *subject, const char *endpoint, const struct cfg_settings *s,
-			struct rate_limiter *rl, const char *action, const struct sign_param *p,
-			size_t np, struct http_client *http, const struct creds *creds,
-			volatile sig_atomic_t *stop, listing_parse_fn parse, void *arg,
-			struct listing_outcome *out, struct cs_error *err)
+static void abort_listings(struct http_client *http)
 {
-	struct http_endpoint_opts hopts = { s->connect_timeout_ms, s->request_timeout_ms,
-					    s->ca_file, 0 };
-	struct http_endpoint *ep;
-	struct retry_rng rng;
-	struct log_ctx ctx = { 0 };
-	int attempt;
+	struct http_request *r;
 
-	ctx.instance = subject;
-	retry_rng_seed(&rng);
-	if (http_endpoint_open(http, endpoint, &hopts, &ep, err) < 0)
-		return -1;
-	for (attempt = 1;; attempt++) {
-		struct cs_buf url = CS_BUF_INIT;
-		struct curl_slist *headers = NULL;
-		struct http_request *r = NULL;
-		struct api_error aerr;
-		char detail[512];
-		enum api_result res;
-		enum retry_class cls = RETRY_TRANSIENT;
-		int64_t wait, retry_after = -1;
-
-		while ((wait = rate_take(rl, util_mono_ms())) > 0)
-			sleep_ms(wait);
-		if (stop && *stop)
-			return cs_error_set(err, CS_ERR_INTERRUPTED, "stopped by a signal");
-		if (api_build_request(&url, &headers, http_endpoint_url(ep), http_endpoint_host(ep),
-				      "POST", action, p, np, creds, s->signature, err) < 0 ||
-		    http_submit(http, ep, "POST", buf_str(&url), headers, NULL, err) < 0) {
-			buf_release(&url);
-			return -1;
-		}
-		buf_release(&url);
-		while (!(r = http_next_done(http))) {
-			if (http_poll(http, 1000, err) < 0)
-				return -1;
-			if (stop && *stop) {
-				http_abort_all(http);
-				while ((r = http_next_done(http)))
-					http_request_release(http, r);
-				return cs_error_set(err, CS_ERR_INTERRUPTED, "stopped by a signal");
-			}
-		}
-		if (r->result != CURLE_OK) {
-			snprintf(out->code, 128, "%s",
-				 r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
-			snprintf(out->message, 768, "%s: %s", endpoint,
-				 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
-			if (!http_result_transient(r->result))
-				cls = FAIL_INSTANCE;
-		} else {
-			res = parse(r->status, buf_str(&r->body), r->body.len, arg, &aerr, detail,
-				    sizeof(detail));
-			if (res == API_OK) {
-				http_request_release(http, r);
-				rate_on_success(rl, util_mono_ms());
-				return 0;
-			}
-			if (res == API_SERVICE_ERROR) {
-				snprintf(out->code, 128, "%s", aerr.code);
-				snprintf(out->message, 768, "%s%s%s%s", aerr.message,
-					 aerr.request_id[0] ? " (request " : "", aerr.request_id,
-					 aerr.request_id[0] ? ")" : "");
-				cls = retry_classify_code(aerr.code);
-				if (cls == FAIL_GROUP && r->status >= 500)
-					cls = RETRY_TRANSIENT;
-				retry_after = r->retry_after_ms;
-			} else {
-				snprintf(out->code, 128, "BadResponse");
-				snprintf(out->message, 768, "%s", detail);
-			}
-		}
+	http_abort_all(http);
+	while ((r = http_next_done(http)))
 		http_request_release(http, r);
-		if (cls == FAIL_CREDENTIALS)
-			return cs_error_set(err, CS_ERR_CREDENTIALS,
-					    "%s: the service rejected the credentials: %s: %s", subject,
-					    out->code, out->message);
-		if ((cls != RETRY_THROTTLE && cls != RETRY_TRANSIENT) || attempt >= s->max_attempts) {
-			out->failed = 1;
-			return 0;
+}
+
+/* A finished attempt: 1 when the job is done (parsed, or failed for good), 0 when it is to
+ * be retried (not_before set), -1 for rejected credentials (err set). */
+static int listing_finished(struct listing_job *j, struct http_request *r, struct rate_limiter *rl,
+			    struct retry_rng *rng, struct cs_error *err)
+{
+	const struct cfg_settings *s = j->s;
+	struct api_error aerr;
+	struct log_ctx ctx = { 0 };
+	char detail[512];
+	enum api_result res;
+	enum retry_class cls = RETRY_TRANSIENT;
+	int64_t wait, retry_after = -1;
+
+	if (r->result != CURLE_OK) {
+		snprintf(j->code, 128, "%s",
+			 r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
+		snprintf(j->message, 768, "%s: %s", j->endpoint,
+			 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
+		if (!http_result_transient(r->result))
+			cls = FAIL_INSTANCE;
+	} else {
+		res = j->parse(r->status, buf_str(&r->body), r->body.len, j->arg, &aerr, detail,
+			       sizeof(detail));
+		if (res == API_OK) {
+			rate_on_success(rl, util_mono_ms());
+			return 1;
 		}
-		if (cls == RETRY_THROTTLE)
-			rate_on_throttle(rl, util_mono_ms());
-		wait = retry_backoff_ms(&rng, attempt, s->base_delay_ms, s->max_delay_ms);
-		if (retry_after > wait)
-			wait = retry_after;
-		ctx.code = out->code;
-		log_msg(LOG_DEBUG, &ctx, "%s: %s: %s; retrying in %lld ms", action, out->code,
-			out->message, (long long)wait);
-		sleep_ms(wait);
+		if (res == API_SERVICE_ERROR) {
+			snprintf(j->code, 128, "%s", aerr.code);
+			snprintf(j->message, 768, "%s%s%s%s", aerr.message,
+				 aerr.request_id[0] ? " (request " : "", aerr.request_id,
+				 aerr.request_id[0] ? ")" : "");
+			cls = retry_classify_code(aerr.code);
+			if (cls == FAIL_GROUP && r->status >= 500)
+				cls = RETRY_TRANSIENT;
+			retry_after = r->retry_after_ms;
+		} else {
+			snprintf(j->code, 128, "BadResponse");
+			snprintf(j->message, 768, "%s", detail);
+		}
 	}
+	if (cls == FAIL_CREDENTIALS)
+		return cs_error_set(err, CS_ERR_CREDENTIALS,
+				    "%s: the service rejected the credentials: %s: %s", j->subject,
+				    j->code, j->message);
+	if ((cls != RETRY_THROTTLE && cls != RETRY_TRANSIENT) || j->attempt >= s->max_attempts) {
+		*j->failed = 1;
+		return 1;
+	}
+	if (cls == RETRY_THROTTLE)
+		rate_on_throttle(rl, util_mono_ms());
+	wait = retry_backoff_ms(rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
+	if (retry_after > wait)
+		wait = retry_after;
+	ctx.instance = j->subject;
+	ctx.code = j->code;
+	log_msg(LOG_DEBUG, &ctx, "%s: %s: %s; retrying in %lld ms", j->action, j->code,
+		j->message, (long long)wait);
+	j->not_before = util_mono_ms() + wait;
+	return 0;
+}
+
+/*
+ * The one engine for listing calls: runs jobs concurrently (at most max_in_flight at once)
+ * under the rate limiter rl, with the crawl's retry rules (throttling and transient faults
+ * retried with backoff and x-acs-retry-after up to max_attempts; other failures classified
+ * by Code and final).  Returns 0 with every job parsed or marked failed, or -1 for rejected
+ * credentials (CS_ERR_CREDENTIALS) and for *stop becoming non-zero (CS_ERR_INTERRUPTED).
+ */
+static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight,
+			struct rate_limiter *rl, struct http_client *http, const struct creds *creds,
+			volatile sig_atomic_t *stop, struct cs_error *err)
+{
+	struct retry_rng rng;
+	size_t i, left = n, in_flight = 0;
+
+	retry_rng_seed(&rng);
+	for (i = 0; i < n; i++) {
+		const struct cfg_settings *s = jobs[i].s;
+		struct http_endpoint_opts hopts = { s->connect_timeout_ms, s->request_timeout_ms,
+						    s->ca_file, 0 };
+
+		if (http_endpoint_open(http, jobs[i].endpoint, &hopts, &jobs[i].ep, err) < 0)
+			return -1;
+	}
+	while (left) {
+		struct http_request *r;
+		int64_t now = util_mono_ms(), next = now + 1000, wait;
+
+		if (stop && *stop) {
+			abort_listings(http);
+			return cs_error_set(err, CS_ERR_INTERRUPTED, "stopped by a signal");
+		}
+		for (i = 0; i < n && in_flight < max_in_flight; i++) {
+			struct listing_job *j = &jobs[i];
+			struct cs_buf url = CS_BUF_INIT;
+			struct curl_slist *headers = NULL;
+
+			if (j->done || j->in_flight)
+				continue;
+			if (j->not_before > now) {
+				if (j->not_before < next)
+					next = j->not_before;
+				continue;
+			}
+			if ((wait = rate_take(rl, now)) > 0) {
+				if (now + wait < next)
+					next = now + wait;
+				break;
+			}
+			if (api_build_request(&url, &headers, http_endpoint_url(j->ep),
+					      http_endpoint_host(j->ep), "POST", j->action, j->p, j->np,
+					      creds, j->s->signature, err) < 0 ||
+			    http_submit(http, j->ep, "POST", buf_str(&url), headers, j, err) < 0) {
+				buf_release(&url);
+				abort_listings(http);
+				return -1;
+			}
+			buf_release(&url);
+			j->attempt++;
+			j->in_flight = 1;
+			in_flight++;
+		}
+		wait = next - now;
+		if (wait < 0)
+			wait = 0;
+		if (in_flight) {
+			if (http_poll(http, (int)(wait < 1000 ? wait : 1000), err) < 0) {
+				abort_listings(http);
+				return -1;
+			}
+		} else if (wait > 0) {
+			sleep_ms(wait < 100 ? wait : 100);
+		}
+		while ((r = http_next_done(http))) {
+			struct listing_job *j = r->user;
+			int rc = listing_finished(j, r, rl, &rng, err);
+
+			http_request_release(http, r);
+			j->in_flight = 0;
+			in_flight--;
+			if (rc < 0) {
+				abort_listings(http);
+				return -1;
+			}
+			if (rc > 0) {
+				j->done = 1;
+				left--;
+			}
+		}
+	}
+	return 0;
 }
 
 static enum api_result parse_groups(long status, const char *body, size_t len, void *arg,
@@ -175,33 +246,72 @@ static enum api_result parse_groups(long status, const char *body, size_t len, v
 				detail_len);
 }
 
+/* per process: ListGroupId's 10/s is per account */
+static struct rate_limiter group_rl;
+static int group_rl_ready;
+
+int discover_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
+		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
+		    struct cs_error *err)
+{
+	struct listing_job *jobs = NULL;
+	struct sign_param *params = NULL;
+	char (*subjects)[300] = NULL;
+	size_t i, k;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		memset(&out[i], 0, sizeof(out[i]));
+	if (!n)
+		return 0;
+	jobs = calloc(n, sizeof(*jobs));
+	params = calloc(n, sizeof(*params));
+	subjects = calloc(n, sizeof(*subjects));
+	if (!jobs || !params || !subjects) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!group_rl_ready) {
+		rate_init(&group_rl, DISCOVER_QPS, 1, util_mono_ms());
+		group_rl_ready = 1;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(subjects[i], sizeof(subjects[i]), "instance '%s'", insts[i].id);
+		params[i] = (struct sign_param){ "InstanceId", insts[i].id };
+		jobs[i] = (struct listing_job){ .subject = subjects[i], .endpoint = insts[i].endpoint,
+						.s = &insts[i].s, .action = "ListGroupId",
+						.p = &params[i], .np = 1, .parse = parse_groups,
+						.arg = &out[i], .failed = &out[i].failed,
+						.code = out[i].code, .message = out[i].message };
+	}
+	if (run_listings(jobs, n, (size_t)insts[0].s.concurrency, &group_rl, http, creds, stop,
+			 err) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (out[i].failed) {
+			/* a parse that failed after a partial success leaves nothing behind */
+			for (k = 0; k < out[i].ngroups; k++)
+				free(out[i].groups[k]);
+			free(out[i].groups);
+			out[i].groups = NULL;
+			out[i].ngroups = 0;
+			continue;
+		}
+		qsort(out[i].groups, out[i].ngroups, sizeof(*out[i].groups), cmp_str);
+		dedupe(&out[i]);
+	}
+	ret = 0;
+out:
+	free(jobs);
+	free(params);
+	free(subjects);
+	return ret;
+}
+
 int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		      const struct creds *creds, struct discovered *out, struct cs_error *err)
 {
-	static struct rate_limiter rl;   /* per process: the 10/s limit is per account */
-	static int rl_ready;
-	struct sign_param p[1] = { { "InstanceId", inst->id } };
-	struct listing_outcome o;
-	char subject[300];
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	o.failed = 0;
-	o.code = out->code;
-	o.message = out->message;
-	if (!rl_ready) {
-		rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
-		rl_ready = 1;
-	}
-	snprintf(subject, sizeof(subject), "instance '%s'", inst->id);
-	rc = call_listing(subject, inst->endpoint, &inst->s, &rl, "ListGroupId", p, 1, http,
-			  creds, NULL, parse_groups, out, &o, err);
-	out->failed = o.failed;
-	if (rc == 0 && !o.failed) {
-		qsort(out->groups, out->ngroups, sizeof(*out->groups), cmp_str);
-		dedupe(out);
-	}
-	return rc;
+	return discover_groups(inst, 1, http, creds, NULL, out, err);
 }
 
 static enum api_result parse_instances(long status, const char *body, size_t len, void *arg,
@@ -213,30 +323,45 @@ static enum api_result parse_instances(long status, const char *body, size_t len
 				   detail_len);
 }
 
-int discover_instances(const char *region, const char *endpoint, const struct cfg_settings *s,
-		       struct http_client *http, const struct creds *creds,
-		       volatile sig_atomic_t *stop, struct discovered_instances *out,
-		       struct cs_error *err)
+int discover_instances(const char *const *regions, const char *const *endpoints, size_t n,
+		       const struct cfg_settings *s, struct http_client *http,
+		       const struct creds *creds, volatile sig_atomic_t *stop,
+		       struct discovered_instances *out, struct cs_error *err)
 {
-	static struct rate_limiter rl;   /* per process, as ListGroupId's */
+	static struct rate_limiter rl;   /* per process, at ListGroupId's documented rate */
 	static int rl_ready;
-	struct listing_outcome o;
-	char subject[128];
-	int rc;
+	struct listing_job *jobs = NULL;
+	char (*subjects)[128] = NULL;
+	size_t i;
+	int ret = -1;
 
-	memset(out, 0, sizeof(*out));
-	o.failed = 0;
-	o.code = out->code;
-	o.message = out->message;
+	for (i = 0; i < n; i++)
+		memset(&out[i], 0, sizeof(out[i]));
+	if (!n)
+		return 0;
+	jobs = calloc(n, sizeof(*jobs));
+	subjects = calloc(n, sizeof(*subjects));
+	if (!jobs || !subjects) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if (!rl_ready) {
 		rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
 		rl_ready = 1;
 	}
-	snprintf(subject, sizeof(subject), "region '%s'", region);
-	rc = call_listing(subject, endpoint, s, &rl, "ListInstances", NULL, 0, http, creds, stop,
-			  parse_instances, out, &o, err);
-	out->failed = o.failed;
-	return rc;
+	for (i = 0; i < n; i++) {
+		snprintf(subjects[i], sizeof(subjects[i]), "region '%s'", regions[i]);
+		jobs[i] = (struct listing_job){ .subject = subjects[i], .endpoint = endpoints[i],
+						.s = s, .action = "ListInstances",
+						.parse = parse_instances, .arg = &out[i],
+						.failed = &out[i].failed, .code = out[i].code,
+						.message = out[i].message };
+	}
+	ret = run_listings(jobs, n, (size_t)s->concurrency, &rl, http, creds, stop, err);
+out:
+	free(jobs);
+	free(subjects);
+	return ret;
 }
 
 void discovered_instances_release(struct discovered_instances *d)

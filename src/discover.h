@@ -45,6 +45,13 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		      const struct creds *creds, struct discovered *out, struct cs_error *err);
 
+/* Lists the groups of n instances concurrently (insts[0]'s concurrency at once, 10 calls/s);
+ * out[i] for insts[i].  -1 for rejected credentials and for *stop becoming non-zero
+ * (CS_ERR_INTERRUPTED; stop may be NULL). */
+int discover_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
+		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
+		    struct cs_error *err);
+
 void discovered_release(struct discovered *d);
 
 struct discovered_instances {
@@ -55,13 +62,14 @@ struct discovered_instances {
 	char message[768];
 };
 
-/* Lists the instances ListInstances shows at endpoint (region names it in messages), with
- * s's timeouts and retry rules.  A failed listing sets out->failed; -1 for rejected
- * credentials (CS_ERR_CREDENTIALS) and for *stop becoming non-zero (CS_ERR_INTERRUPTED). */
-int discover_instances(const char *region, const char *endpoint, const struct cfg_settings *s,
-		       struct http_client *http, const struct creds *creds,
-		       volatile sig_atomic_t *stop, struct discovered_instances *out,
-		       struct cs_error *err);
+/* Lists the instances ListInstances shows at endpoints[i] (regions[i] names it in
+ * messages) for n regions concurrently, with s's timeouts, concurrency and retry rules.
+ * out[i] for regions[i]; a failed listing sets out[i].failed.  -1 for rejected credentials
+ * (CS_ERR_CREDENTIALS) and for *stop becoming non-zero (CS_ERR_INTERRUPTED). */
+int discover_instances(const char *const *regions, const char *const *endpoints, size_t n,
+		       const struct cfg_settings *s, struct http_client *http,
+		       const struct creds *creds, volatile sig_atomic_t *stop,
+		       struct discovered_instances *out, struct cs_error *err);
 
 void discovered_instances_release(struct discovered_instances *d);
 

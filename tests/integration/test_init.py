@@ -5,7 +5,10 @@ serves each region only its own instances (--regions), so a config that syncs pr
 every instance was written with the endpoint of its region."""
 import os
 import re
+import signal
 import stat
+import subprocess
+import time
 
 import cs
 import harness
@@ -179,6 +182,37 @@ def test_denied_list_group_id():
         assert "nothing written" in p.stderr and not os.path.exists(out), p.stderr
 
 
+def test_throttling_retried_and_interrupt():
+    # throttled listings are retried as a sync retries them
+    d = harness.tmpdir()
+    with harness.Sim("--instances", "3", "--groups", "1", "--devices", "2", "--seed", "7",
+                     "--regions", "cn-hangzhou,cn-shanghai,cn-beijing",
+                     "--fault", "Throttling.User=0.3") as sim:
+        p, out, db = init(sim, d, "--region", "cn-hangzhou", "--region", "cn-shanghai",
+                          "--region", "cn-beijing")
+        cs.expect(p, 0, "init under throttling")
+        st = sim.stats()
+        assert st["faults"].get("Throttling.User", 0) > 0, st
+        with open(out) as f:
+            assert len(re.findall(r"^  - id: mqtt-sim-", f.read(), re.M)) == 3
+    # ^C while the service is slow: stops at once, writes nothing
+    d = harness.tmpdir()
+    with harness.Sim("--instances", "1", "--latency", "5000") as sim:
+        out = os.path.join(d, "credsync.yaml")
+        proc = subprocess.Popen(cs.command() + ["init", "--region", "cn-hangzhou", "-o", out],
+                                env=env_for(sim), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # once ListInstances is waiting for its answer (slow under valgrind)
+        deadline = time.monotonic() + 60
+        while sim.stats()["rpc_requests"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, (proc.returncode, err)
+        assert time.monotonic() - t0 < 3, "init took %.1f s to stop" % (time.monotonic() - t0)
+        assert not os.path.exists(out) and not [f for f in os.listdir(d) if ".tmp." in f]
+
+
 def test_credentials_and_usage():
     d = harness.tmpdir()
     with harness.Sim("--instances", "1") as sim:
@@ -211,4 +245,5 @@ def test_credentials_and_usage():
 if __name__ == "__main__":
     cs.main([test_one_region_golden_loads_and_syncs, test_regions_one_failing, test_all_regions,
              test_existing_file_refused_without_force, test_account_without_instance,
-             test_denied_list_group_id, test_credentials_and_usage])
+             test_denied_list_group_id, test_throttling_retried_and_interrupt,
+             test_credentials_and_usage])
