@@ -52,6 +52,7 @@ typedef enum api_result (*listing_parse_fn)(long status, const char *body, size_
  * state in the engine below. */
 struct listing_job {
 	const char *subject;          /* "instance 'x'", "region 'y'": for messages */
+	const char *instance;         /* the instance id for the log context, or NULL */
 	const char *endpoint;
 	const struct cfg_settings *s;
 	const char *action;
@@ -137,7 +138,7 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
 	wait = retry_backoff_ms(rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
 	if (retry_after > wait)
 		wait = retry_after;
-	ctx.instance = j->subject;
+	ctx.instance = j->instance;
 	ctx.code = j->code;
 	log_msg(LOG_DEBUG, &ctx, "%s: %s: %s; retrying in %lld ms", j->action, j->code,
 		j->message, (long long)wait);
@@ -278,7 +279,8 @@ int discover_groups(const struct cfg_instance *insts, size_t n, struct http_clie
 	for (i = 0; i < n; i++) {
 		snprintf(subjects[i], sizeof(subjects[i]), "instance '%s'", insts[i].id);
 		params[i] = (struct sign_param){ "InstanceId", insts[i].id };
-		jobs[i] = (struct listing_job){ .subject = subjects[i], .endpoint = insts[i].endpoint,
+		jobs[i] = (struct listing_job){ .subject = subjects[i], .instance = insts[i].id,
+						.endpoint = insts[i].endpoint,
 						.s = &insts[i].s, .action = "ListGroupId",
 						.p = &params[i], .np = 1, .parse = parse_groups,
 						.arg = &out[i], .failed = &out[i].failed,

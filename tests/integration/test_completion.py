@@ -86,6 +86,9 @@ def test_values():
     assert complete("--log-format", "") == ["text", "json"]
     assert complete("diff", "--from", "") == ["latest", "previous", "run:"]
     assert complete("diff", "--to", "p") == ["previous"]
+    # regions for init, from the list credsync knows
+    assert sorted(complete("init", "--region", "cn-h")) == ["cn-hangzhou", "cn-hongkong", "cn-huhehaote"]
+    assert complete("init", "--all") == ["--all-regions"]
     # an option whose argument has no fixed words offers nothing, not options
     assert complete("sync", "--wait", "") == []
 
