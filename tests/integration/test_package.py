@@ -121,6 +121,17 @@ def use_installed(d):
         assert p.returncode == 0, p.stdout + p.stderr
         n = cs.query(db, "SELECT count(*) FROM current_clients")[0][0]
         assert n == 300, n
+        # README's first minute with the installed binary: init, check --online, sync
+        # (the region's endpoint is the simulator, through the documented override)
+        env = cs.cred_env(extra={"CREDSYNC_ENDPOINT_TEMPLATE": "http://{region}.localhost:%d" % port})
+        out, db2 = os.path.join(d, "first.yaml"), os.path.join(d, "first.db")
+        p = must(["/usr/bin/credsync", "-d", db2, "init", "--region", "cn-hangzhou", "-o", out],
+                 "installed init", env=env)
+        assert "credsync -c %s check --online" % out in p.stdout, p.stdout
+        p = must(["/usr/bin/credsync", "-c", out, "check", "--online"], "installed check", env=env)
+        assert p.stdout.count(": OK") == 2, p.stdout
+        must(["/usr/bin/credsync", "-c", out, "sync"], "installed sync of init's config", env=env)
+        assert cs.query(db2, "SELECT count(*) FROM current_clients")[0][0] == 300
     finally:
         sim.terminate()
         sim.wait(timeout=15)
@@ -136,6 +147,11 @@ def use_installed(d):
             assert not os.path.lexists("/etc/systemd/system/%s/%s" % (wants, unit)), unit
     with open("/lib/systemd/system/credsync.service") as f:
         assert "ExecStart=/usr/bin/credsync " in f.read()
+    if shutil.which("systemd-analyze"):
+        must(["systemd-analyze", "verify", "/lib/systemd/system/credsync.service",
+              "/lib/systemd/system/credsync.timer"], "systemd-analyze verify")
+    else:
+        print("systemd-analyze not installed: the units' syntax is not verified")
 
 
 def test_package():
