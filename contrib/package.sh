@@ -8,6 +8,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build-deb}
+# Debian's hardening flags (fortify, stack protector, relro, bindnow), as a Debian build
+# would set them; CMake reads CFLAGS/CPPFLAGS/LDFLAGS when it first configures "$build"
+export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+eval "$(dpkg-buildflags --export=sh)"
+export CFLAGS="$CFLAGS $CPPFLAGS"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
 	-DCREDSYNC_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null

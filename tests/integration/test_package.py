@@ -162,6 +162,7 @@ def test_package():
     lint(deb)
     files, dirs = package_files(deb)
     for want in ("/usr/bin/credsync", "/usr/bin/credsync-sim", "/usr/share/man/man1/credsync.1.gz",
+                 "/usr/share/man/man1/credsync-sim.1.gz",
                  "/usr/share/doc/credsync/examples/example.yaml",
                  "/usr/share/doc/credsync/examples/credsync",
                  "/usr/share/doc/credsync/queries/churn_by_group.sql",
