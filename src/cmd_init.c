@@ -177,9 +177,19 @@ static void put_comment_text(struct cs_buf *b, const char *s)
 		buf_puts(b, "...");
 }
 
+/* A profile name worth writing: printable, one line. */
+static int printable_line(const char *p)
+{
+	for (; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
 static void put_header(struct cs_buf *b, const struct init_args *a, const char *database,
 		       const struct creds *creds)
 {
+	const char *profile = getenv("ALIBABA_CLOUD_PROFILE");
 	char now[32];
 	time_t t = time(NULL);
 	struct tm tm;
@@ -206,10 +216,17 @@ static void put_header(struct cs_buf *b, const struct init_args *a, const char *
 	buf_puts(b, "# The SQLite inventory.  Created (mode 0600) by the first sync; -d DB overrides "
 		 "it.\ndatabase: ");
 	put_scalar(b, database);
+	buf_puts(b, "\n\n");
+	if (profile && *profile && printable_line(profile)) {
+		/* the profile init read its credentials from, so that sync reads the same one */
+		buf_puts(b, "credentials:\n  profile: ");
+		put_scalar(b, profile);
+		buf_puts(b, "                # from ALIBABA_CLOUD_PROFILE at init\n");
+	} else {
+		buf_puts(b, "# credentials:\n"
+			 "#   profile: default          # or ALIBABA_CLOUD_PROFILE\n");
+	}
 	buf_puts(b,
-		 "\n\n"
-		 "# credentials:\n"
-		 "#   profile: default          # or ALIBABA_CLOUD_PROFILE\n"
 		 "\n"
 		 "# Prometheus node_exporter textfile, written atomically after every sync "
 		 "(optional).\n"

@@ -213,6 +213,29 @@ def test_throttling_retried_and_interrupt():
         assert not os.path.exists(out) and not [f for f in os.listdir(d) if ".tmp." in f]
 
 
+def test_profile_from_credentials_file():
+    # credentials from a profile of ~/.alibabacloud/credentials: init records the profile,
+    # so that sync, without the variable, reads the same one
+    d = harness.tmpdir()
+    os.makedirs(os.path.join(d, ".alibabacloud"))
+    path = os.path.join(d, ".alibabacloud", "credentials")
+    with open(path, "w") as f:
+        f.write("[ops]\ntype = access_key\naccess_key_id = %s\naccess_key_secret = %s\n"
+                % (harness.ACCESS_KEY_ID, cs.SECRET))
+    os.chmod(path, 0o600)
+    with harness.Sim("--instances", "1", "--groups", "1", "--devices", "3") as sim:
+        tmpl = {"CREDSYNC_ENDPOINT_TEMPLATE": "http://{region}.localhost:%d" % sim.port, "HOME": d}
+        p, out, db = init(sim, d, "--region", "cn-hangzhou",
+                          env=cs.clean_env(dict(tmpl, ALIBABA_CLOUD_PROFILE="ops")))
+        cs.expect(p, 0, "init with a profile")
+        with open(out) as f:
+            text = f.read()
+        assert "\ncredentials:\n  profile: ops " in text, text
+        assert cs.SECRET not in text
+        p = cs.run(["-c", out, "sync"], env=cs.clean_env(tmpl))
+        cs.expect(p, 0, "sync with the recorded profile")
+
+
 def test_credentials_and_usage():
     d = harness.tmpdir()
     with harness.Sim("--instances", "1") as sim:
@@ -246,4 +269,5 @@ if __name__ == "__main__":
     cs.main([test_one_region_golden_loads_and_syncs, test_regions_one_failing, test_all_regions,
              test_existing_file_refused_without_force, test_account_without_instance,
              test_denied_list_group_id, test_throttling_retried_and_interrupt,
+             test_profile_from_credentials_file,
              test_credentials_and_usage])
