@@ -1,11 +1,56 @@
 /* cli.c - option and config helpers shared by the commands; see cli.h. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
+
 volatile sig_atomic_t cli_stop_signal;
+static volatile sig_atomic_t stop_armed;
+static struct http_client *volatile stop_http;
+
+/*
+ * Until a command arms it, a signal ends the process at once with 128 + the signal, as the
+ * default action would but with an exit status a scheduler reads the same way; once armed
+ * (a sync that has something to checkpoint), the first signal only asks to stop, and a
+ * second one exits at once.
+ */
+static void on_stop_signal(int sig)
+{
+	if (!stop_armed || cli_stop_signal)
+		_exit(128 + sig);
+	cli_stop_signal = sig;
+	if (stop_http)
+		http_wakeup(stop_http);
+}
+
+void cli_signals_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void cli_signals_arm(struct http_client *http)
+{
+	stop_http = http;
+	stop_armed = 1;
+}
+
+int cli_stopped(struct cs_error *err)
+{
+	if (!cli_stop_signal)
+		return 0;
+	return cs_error_set(err, CS_ERR_INTERRUPTED, "interrupted");
+}
 
 int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_error *err)
 {

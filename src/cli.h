@@ -33,6 +33,16 @@ struct cli_globals {
  * to stop, 0 while none did. */
 extern volatile sig_atomic_t cli_stop_signal;
 
+struct http_client;
+/* Installs the SIGINT/SIGTERM handler (first thing in main): until armed, a signal exits at
+ * once with 128 + its number. */
+void cli_signals_install(void);
+/* From now on the first signal only sets cli_stop_signal (and wakes http's poll, if given);
+ * may be called again to name the client. */
+void cli_signals_arm(struct http_client *http);
+/* -1 with CS_ERR_INTERRUPTED set when a signal asked us to stop, else 0. */
+int cli_stopped(struct cs_error *err);
+
 /* Long options every command accepts besides its own (so `credsync sync -v` works).  Returns
  * 1 when c was one of them (and applied it), 0 when not, -1 on a bad value. */
 int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_error *err);

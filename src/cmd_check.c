@@ -94,6 +94,7 @@ static int check_online(const struct config *cfg, const struct creds *creds,
 	opts.retry_budget = cfg->defaults.retry_budget;
 	opts.checkpoint_max_age_s = 0;
 	opts.stop = &cli_stop_signal;
+	cli_signals_arm(http);
 	rc = crawl_run(mem, http, creds, targets, n, &opts, results, &totals, err);
 	for (i = 0; i < n; i++) {
 		const struct crawl_result *r = &results[i];
@@ -129,6 +130,34 @@ out:
 	return ret;
 }
 
+/* The database as a sync would find it: credsync's own, readable, and sound (quick_check).
+ * Returns 1 when it is not. */
+static int check_database(const char *db)
+{
+	struct cs_error derr = { 0 };
+	struct store *st = NULL;
+	int bad = 0;
+
+	if (store_open(&st, db, STORE_READ, &derr) < 0) {
+		/* a file made by no sync yet is fine; anything else would stop the sync */
+		if (strstr(derr.msg, "no inventory yet")) {
+			printf("database: %s (exists, no inventory yet)\n", db);
+			return 0;
+		}
+		printf("database: %s: FAILED: %s\n", db, derr.msg);
+		return 1;
+	}
+	if (store_quick_check(st, &derr) < 0) {
+		printf("database: %s: FAILED quick_check: %s\n", db, derr.msg);
+		bad = 1;
+	} else {
+		printf("database: %s (exists, schema version %d, quick_check ok)\n", db,
+		       store_schema_version(st));
+	}
+	store_close(st);
+	return bad;
+}
+
 int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 {
 	enum { O_ONLINE = 0x2401 };
@@ -143,7 +172,7 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	struct stat sb;
 	const char *db;
 	char id[64];
-	int online = 0, c, ret = -1, discovered;
+	int online = 0, c, ret = -1, discovered, db_bad = 0;
 	size_t ngroups;
 
 	memset(&creds, 0, sizeof(creds));
@@ -171,20 +200,25 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	printf("config: %s: ok (%zu instance(s), %zu group(s)%s)\n", cfg->path, cfg->ninstances,
 	       ngroups, discovered ? " plus those listed by ListGroupId" : "");
 	db = g->db_path ? g->db_path : cfg->database;
-	if (db)
-		printf("database: %s (%s)\n", db, stat(db, &sb) == 0 ? "exists" : "created by the first sync");
-	else
+	if (db && stat(db, &sb) == 0) {
+		db_bad = check_database(db);
+	} else if (db) {
+		printf("database: %s (created by the first sync)\n", db);
+	} else {
 		printf("database: not set: add 'database' to the config or pass -d\n");
+	}
 	if (creds_resolve(&creds, cfg->profile, err) < 0)
 		goto out;
 	masked_id(creds.access_key_id, id, sizeof(id));
 	printf("credentials: AccessKeyId %s%s from %s\n", id,
 	       creds.security_token ? " with an STS token" : "", creds.source);
 	if (!online) {
-		ret = CMD_OK;
+		ret = db_bad ? CMD_FAILED : CMD_OK;
 		goto out;
 	}
 	ret = check_online(cfg, &creds, err);
+	if (ret == CMD_OK && db_bad)
+		ret = CMD_FAILED;
 out:
 	fflush(stdout);
 	creds_release(&creds);

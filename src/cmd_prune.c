@@ -29,6 +29,7 @@ int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	struct run_lock lock = { -1, NULL };
 	struct prune_result res;
 	const char *db_path;
+	char *db_real = NULL;
 	long long keep = 0;
 	int64_t older_ms = 0, wait_ms = 0;
 	int dry = 0, vacuum = 0, c, ret = -1;
@@ -74,7 +75,9 @@ int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	cli_setup_logging(g);
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0)
 		goto out;
-	if (lock_acquire(&lock, db_path, wait_ms, err) < 0 ||
+	/* the lock of the file itself, whatever name leads to it (as sync takes it) */
+	if (store_locate(db_path, &db_real, err) < 0 ||
+	    lock_acquire(&lock, db_real, wait_ms, err) < 0 ||
 	    store_open(&st, db_path, STORE_WRITE, err) < 0)
 		goto out;
 	if (history_prune(st, keep, older_ms ? util_now_epoch() - older_ms / 1000 : 0, dry, &res,
@@ -92,6 +95,7 @@ int cmd_prune(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 out:
 	store_close(st);
 	lock_release(&lock);
+	free(db_real);
 	config_free(cfg);
 	return ret;
 }

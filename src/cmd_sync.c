@@ -22,31 +22,6 @@
 #include "store.h"
 #include "util.h"
 
-static struct http_client *signal_http;
-
-static void on_signal(int sig)
-{
-	if (cli_stop_signal) {
-		/* a second ^C: the user does not want to wait for the checkpoint */
-		_exit(128 + sig);
-	}
-	cli_stop_signal = sig;
-	if (signal_http)
-		http_wakeup(signal_http);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 struct sync_args {
 	struct plan_filter f;
 	int dry_run;
@@ -205,6 +180,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	struct crawl_observer observer;
 	struct store_run_stats rs;
 	const char *db_path = NULL, *metrics_file;
+	char *db_real = NULL;
 	int64_t run_id = 0, recovered = 0, started = util_mono_ms(), started_epoch = util_now_epoch();
 	size_t n = 0, i;
 	int ret = -1, rc, run_open = 0, disc_failed = 0;
@@ -212,6 +188,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	memset(&a, 0, sizeof(a));
 	memset(&creds, 0, sizeof(creds));
 	memset(&totals, 0, sizeof(totals));
+	/* from here a signal asks to stop; each step below checks before it creates anything */
+	cli_signals_arm(NULL);
 	rc = parse_args(argc, argv, g, &a, err);
 	if (rc)
 		goto out_args;
@@ -243,10 +221,19 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	log_msg(LOG_DEBUG, NULL, "credentials from %s", creds.source);
 	if (http_client_new(&http, err) < 0)
 		goto out;
+	cli_signals_arm(http);
 
-	if (!a.dry_run && lock_acquire(&lock, db_path, a.wait_ms, err) < 0)
+	/* every name of the database shares one lock: the lock is taken on its real path, and
+	 * a file with two hard links (two WALs) is refused before anything is written */
+	if (cli_stopped(err) < 0 || (!a.dry_run && store_locate(db_path, &db_real, err) < 0))
 		goto out;
-	if (store_open(&st, db_path, a.dry_run ? STORE_DRYRUN : STORE_WRITE, err) < 0)
+	if (!a.dry_run && lock_acquire(&lock, db_real, a.wait_ms, err) < 0)
+		goto out;
+	if (cli_stopped(err) < 0 ||
+	    store_open(&st, db_path, a.dry_run ? STORE_DRYRUN : STORE_WRITE, err) < 0)
+		goto out;
+	/* a damaged file is refused before any page is fetched into it */
+	if (!a.dry_run && store_quick_check(st, err) < 0)
 		goto out;
 	if (!a.dry_run) {
 		if (store_recover(st, &recovered, err) < 0)
@@ -256,9 +243,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 				"%" PRId64 " snapshot(s) of an earlier run that was stopped are marked failed",
 				recovered);
 	}
-	signal_http = http;
-	install_signals();
-	if (store_run_begin(st, &run_id, err) < 0)
+	if (cli_stopped(err) < 0 || store_run_begin(st, &run_id, err) < 0)
 		goto out;
 	run_open = 1;
 
@@ -279,6 +264,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	opts.run_id = run_id;
 	opts.restart = a.restart;
 	opts.checkpoint_max_age_s = cfg->checkpoint_max_age_ms / 1000;
+	opts.finalize_max_age_s = cfg->finalize_max_age_ms / 1000;
 	opts.retry_budget = cfg->defaults.retry_budget;
 	opts.stop = &cli_stop_signal;
 	if (a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO) && g->verbosity >= 0 &&
@@ -314,6 +300,9 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 			*err = ferr;
 			goto out;
 		}
+		/* the run's WAL back into the file, and the file shrunk to nothing */
+		if (store_wal_checkpoint(st, 1, &ferr) < 0)
+			log_msg(LOG_WARN, NULL, "%s", ferr.msg);
 	}
 	run_open = 0;
 	if (metrics_file && !a.dry_run) {
@@ -344,7 +333,7 @@ out:
 		store_run_finish(st, run_id, &rs, &ignore);
 	}
 	progress_free(prog);
-	signal_http = NULL;
+	cli_signals_arm(NULL);
 	if (disc) {
 		for (i = 0; cfg && i < cfg->ninstances; i++)
 			discovered_release(&disc[i]);
@@ -354,6 +343,7 @@ out:
 	free(targets);
 	store_close(st);
 	lock_release(&lock);
+	free(db_real);
 	http_client_free(http);
 	creds_release(&creds);
 	config_free(cfg);

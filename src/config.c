@@ -77,15 +77,16 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"database", "credentials", "defaults", "instances", "metrics_file", "checkpoint_max_age",
-	NULL,
+	"finalize_max_age", NULL,
 };
 static const char *const settings_keys[] = {
 	"page_size", "qps", "concurrency", "timeout", "retry", "signature", "rate_control",
-	"ca_file", NULL,
+	"ca_file", "consistency_tolerance", "max_pages", "qps_hard_cap", NULL,
 };
 static const char *const instance_keys[] = {
 	"id", "region", "endpoint", "groups", "page_size", "qps", "concurrency", "timeout",
-	"retry", "signature", "rate_control", "ca_file", NULL,
+	"retry", "signature", "rate_control", "ca_file", "consistency_tolerance", "max_pages",
+	"qps_hard_cap", NULL,
 };
 static const char *const instance_only_keys[] = { "id", "region", "endpoint", "groups", NULL };
 static const char *const credentials_keys[] = { "profile", NULL };
@@ -93,6 +94,8 @@ static const char *const timeout_keys[] = { "connect", "request", NULL };
 static const char *const retry_keys[] = {
 	"max_attempts", "base_delay", "max_delay", "deadline", "budget", NULL,
 };
+
+static int check_hard_caps(struct loader *ld, const struct config *cfg);
 
 /* ---- messages ---- */
 
@@ -690,7 +693,7 @@ static int get_int(struct loader *ld, const struct node *n, const char *key, int
 
 /* A decimal like 20 or 2.5, parsed by hand so that the locale's decimal point cannot
  * change what a file means. */
-static int get_qps(struct loader *ld, const struct node *n, double *out)
+static int get_qps(struct loader *ld, const struct node *n, const char *key, double *out)
 {
 	static const char what[] = "a number greater than 0 and at most 10000";
 	char q[QUOTE_MAX + 2];
@@ -698,7 +701,7 @@ static int get_qps(struct loader *ld, const struct node *n, double *out)
 	double v = 0, scale = 1;
 	int digits = 0, neg;
 
-	if (want_scalar(ld, n, "qps", what) < 0)
+	if (want_scalar(ld, n, key, what) < 0)
 		return -1;
 	p = n->value;
 	neg = *p == '-';
@@ -712,11 +715,11 @@ static int get_qps(struct loader *ld, const struct node *n, double *out)
 		}
 	}
 	if (!digits || *p || strlen(n->value) != n->len)
-		return fail(ld, n, "qps: expected %s, got %s", what, describe(n, q, sizeof(q)));
+		return fail(ld, n, "%s: expected %s, got %s", key, what, describe(n, q, sizeof(q)));
 	if (neg)
 		v = -v;
 	if (!(v > 0) || v > 10000)
-		return fail(ld, n, "qps: %s is out of range (expected %s)",
+		return fail(ld, n, "%s: %s is out of range (expected %s)", key,
 			    describe(n, q, sizeof(q)), what);
 	*out = v;
 	return 0;
@@ -823,6 +826,32 @@ static int apply_retry(struct loader *ld, const struct node *map, struct cfg_set
 		    "(expected max_delay >= base_delay)", max, base);
 }
 
+/* consistency_tolerance: a count of IDs ("0", "25") or a percentage of Total ("0.5%"). */
+static int get_tolerance(struct loader *ld, const struct node *n, struct cfg_settings *s)
+{
+	const char *what = "a count of IDs like 10, or a percentage of Total like 0.5%";
+	char q[QUOTE_MAX + 2], *end = NULL;
+	double pct;
+	int count;
+
+	if (want_scalar(ld, n, "consistency_tolerance", what) < 0)
+		return -1;
+	if (n->len > 1 && n->value[n->len - 1] == '%') {
+		pct = strtod(n->value, &end);
+		if (end != n->value + n->len - 1 || !isdigit((unsigned char)n->value[0]) ||
+		    !(pct >= 0 && pct <= 100))
+			return fail(ld, n, "consistency_tolerance: expected %s (0%%..100%%), got %s",
+				    what, describe(n, q, sizeof(q)));
+		s->tolerance_count = -1;
+		s->tolerance_pct = pct;
+		return 0;
+	}
+	if (get_int(ld, n, "consistency_tolerance", 0, 1000000000, &count) < 0)
+		return -1;
+	s->tolerance_count = count;
+	return 0;
+}
+
 /* Applies one settings key to s.  Returns 1 when done, 0 when key is not a setting, or -1
  * with the error set. */
 static int apply_setting(struct loader *ld, const struct node *k, const struct node *v,
@@ -833,7 +862,7 @@ static int apply_setting(struct loader *ld, const struct node *k, const struct n
 	if (key_is(k, "page_size")) {
 		r = get_int(ld, v, "page_size", 1, 100, &s->page_size);
 	} else if (key_is(k, "qps")) {
-		r = get_qps(ld, v, &s->qps);
+		r = get_qps(ld, v, "qps", &s->qps);
 	} else if (key_is(k, "concurrency")) {
 		r = get_int(ld, v, "concurrency", 1, 256, &s->concurrency);
 	} else if (key_is(k, "timeout")) {
@@ -850,6 +879,12 @@ static int apply_setting(struct loader *ld, const struct node *k, const struct n
 			s->rate_control = which ? CFG_RATE_FIXED : CFG_RATE_ADAPTIVE;
 	} else if (key_is(k, "ca_file")) {
 		r = set_string(ld, v, "ca_file", "a path to a CA bundle", &s->ca_file);
+	} else if (key_is(k, "consistency_tolerance")) {
+		r = get_tolerance(ld, v, s);
+	} else if (key_is(k, "qps_hard_cap")) {
+		r = get_qps(ld, v, "qps_hard_cap", &s->qps_hard_cap);
+	} else if (key_is(k, "max_pages")) {
+		r = get_int(ld, v, "max_pages", 1, 10000000, &s->max_pages);
 	} else {
 		return 0;
 	}
@@ -1295,6 +1330,8 @@ static int load_tree(struct loader *ld, struct config *cfg)
 			r = set_string(ld, v, "metrics_file", "a path", &cfg->metrics_file);
 		else if (key_is(k, "checkpoint_max_age"))
 			r = get_duration(ld, v, "checkpoint_max_age", &cfg->checkpoint_max_age_ms);
+		else if (key_is(k, "finalize_max_age"))
+			r = get_duration(ld, v, "finalize_max_age", &cfg->finalize_max_age_ms);
 		if (r < 0)
 			return -1;
 	}
@@ -1302,7 +1339,31 @@ static int load_tree(struct loader *ld, struct config *cfg)
 	if (!v)
 		return fail(ld, root, "missing 'instances' (expected a list of instances, each "
 			    "with id, region or endpoint, and groups)");
-	return parse_instances(ld, v, cfg);
+	if (parse_instances(ld, v, cfg) < 0)
+		return -1;
+	return check_hard_caps(ld, cfg);
+}
+
+/*
+ * The service blocks a source IP above 300 calls a second per API: no setting of qps may
+ * pass qps_hard_cap silently.  Checked once every instance's settings are resolved, at the
+ * instance that would pass it.
+ */
+static int check_hard_caps(struct loader *ld, const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ninstances; i++) {
+		const struct cfg_instance *inst = &cfg->instances[i];
+
+		if (inst->s.qps > inst->s.qps_hard_cap)
+			return fail_at(ld, inst->line, inst->column,
+				       "instance '%s': qps %g is above qps_hard_cap %g (the service "
+				       "blocks a source IP above 300 calls a second per API); lower qps, "
+				       "or raise qps_hard_cap explicitly if this endpoint allows more",
+				       inst->id, inst->s.qps, inst->s.qps_hard_cap);
+	}
+	return 0;
 }
 
 /* ---- public ---- */
@@ -1313,7 +1374,8 @@ void config_settings_default(struct cfg_settings *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->page_size = 100;
-	s->qps = 20;
+	s->qps = 100;
+	s->qps_hard_cap = 250;
 	s->concurrency = 4;
 	s->connect_timeout_ms = 5 * 1000;
 	s->request_timeout_ms = 30 * 1000;
@@ -1325,6 +1387,19 @@ void config_settings_default(struct cfg_settings *s)
 	s->signature = CFG_SIG_V3;
 	s->rate_control = CFG_RATE_ADAPTIVE;
 	s->ca_file = NULL;
+	s->tolerance_count = -1;
+	s->tolerance_pct = 0.1;
+	s->max_pages = 100000;
+}
+
+int64_t config_tolerance(const struct cfg_settings *s, int64_t total)
+{
+	int64_t t;
+
+	if (s->tolerance_count >= 0)
+		return s->tolerance_count;
+	t = (int64_t)((double)(total > 0 ? total : 0) * s->tolerance_pct / 100.0);
+	return t > 1 ? t : 1;
 }
 
 /* On failure returns -1 with err set (CS_ERR_CONFIG, CS_ERR_NOMEM) and *out NULL; on success
@@ -1355,6 +1430,7 @@ int config_load_string(struct config **out, const char *name, const char *text, 
 	ld->err = err;
 	config_settings_default(&cfg->defaults);
 	cfg->checkpoint_max_age_ms = 6 * 3600 * 1000;
+	cfg->finalize_max_age_ms = 5 * 60 * 1000;
 	if (build_tree(ld) < 0 || load_tree(ld, cfg) < 0)
 		goto out;
 	*out = cfg;

@@ -31,7 +31,8 @@ enum cfg_rate_control {
 /* The keys that `defaults` sets and any instance may override. */
 struct cfg_settings {
 	int page_size;                 /* page_size: 1..100, default 100 */
-	double qps;                    /* qps: > 0, default 20 */
+	double qps;                    /* qps: > 0, default 100; the rate controller's ceiling */
+	double qps_hard_cap;           /* qps_hard_cap: qps above it is refused, default 250 */
 	int concurrency;               /* concurrency: 1..256, default 4 */
 	int64_t connect_timeout_ms;    /* timeout.connect, default 5s */
 	int64_t request_timeout_ms;    /* timeout.request, default 30s */
@@ -43,6 +44,13 @@ struct cfg_settings {
 	enum cfg_signature signature;  /* signature: v1 | v3, default v3 */
 	enum cfg_rate_control rate_control; /* rate_control: adaptive | fixed */
 	char *ca_file;                 /* ca_file: owned; NULL = system bundle */
+	/* consistency_tolerance: how far short of Total a walk may come and still complete
+	 * (without recording removals): an absolute count (tolerance_count >= 0), or a
+	 * percentage of Total (tolerance_count -1, tolerance_pct; at least 1 ID).  Default
+	 * 0.1%. */
+	int64_t tolerance_count;
+	double tolerance_pct;
+	int max_pages;                 /* max_pages: pages one walk of a group may take, default 100000 */
 };
 
 struct cfg_instance {
@@ -62,6 +70,8 @@ struct config {
 	char *profile;                 /* credentials.profile: NULL when not set */
 	char *metrics_file;            /* metrics_file: NULL when not set */
 	int64_t checkpoint_max_age_ms; /* checkpoint_max_age, default 6h */
+	int64_t finalize_max_age_ms;   /* finalize_max_age: an ended walk older than this is walked
+					* again instead of finalized, default 5m */
 	struct cfg_settings defaults;
 	struct cfg_instance *instances;
 	size_t ninstances;
@@ -79,6 +89,9 @@ void config_free(struct config *cfg);
 
 /* Sets the built-in defaults (used for `defaults` before the file's keys apply). */
 void config_settings_default(struct cfg_settings *s);
+
+/* The shortfall against total that s tolerates (see consistency_tolerance). */
+int64_t config_tolerance(const struct cfg_settings *s, int64_t total);
 
 /* Finds the config file by PRODUCT.md's order: explicit (from -c), $CREDSYNC_CONFIG,
  * ./credsync.yaml, $XDG_CONFIG_HOME/credsync/config.yaml (~/.config/...),

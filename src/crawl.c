@@ -18,10 +18,21 @@
 #include "api.h"
 #include "log.h"
 #include "retry.h"
+#include "scrub.h"
 #include "util.h"
 
-#define MAX_PAGES_ABSOLUTE 10000000  /* no group has a billion devices */
 #define TOKEN_RING 64
+
+/*
+ * The paging guards that do not take the service's word (its Total) for anything: the IDs
+ * of the last WINDOW_PAGES..2*WINDOW_PAGES pages are kept as 64-bit hashes in two small
+ * open-addressing tables (the older one dropped as the window moves), so a full page that
+ * brings nothing new, or STALL_PAGES pages in a row without a new ID, stop the walk as a
+ * loop whatever the NextToken or Total say.  Memory per active walk: 2 * WINDOW_SLOTS * 8.
+ */
+#define WINDOW_PAGES 16
+#define WINDOW_SLOTS 4096   /* > 2 * WINDOW_PAGES * 100 IDs: the tables stay under 40% full */
+#define STALL_PAGES 3
 
 enum job_state {
 	J_PENDING,
@@ -64,6 +75,11 @@ struct job {
 	int consistent;               /* the verdict of the last tally */
 	uint64_t tokens[TOKEN_RING];  /* hashes of this walk's tokens, to catch loops */
 	size_t ntokens;
+	int recorded;                 /* its snapshot was written as complete or failed */
+	uint64_t *window_mem;         /* owned: both tables of the window */
+	uint64_t *window[2];          /* recent IDs' hashes: [0] current, [1] previous */
+	int64_t window_pages;         /* pages in window[0] */
+	int64_t stalled;              /* pages in a row that brought no new ID */
 };
 
 struct crawl {
@@ -127,6 +143,77 @@ static void walk_reset(struct job *j)
 	j->max_total = -1;
 	j->skipped = 0;
 	j->ntokens = 0;
+	j->window_pages = 0;
+	j->stalled = 0;
+	if (j->window[0]) {
+		memset(j->window[0], 0, WINDOW_SLOTS * sizeof(uint64_t));
+		memset(j->window[1], 0, WINDOW_SLOTS * sizeof(uint64_t));
+	}
+}
+
+static void window_free(struct job *j)
+{
+	free(j->window_mem);
+	j->window_mem = j->window[0] = j->window[1] = NULL;
+}
+
+static uint64_t hash_id(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h ? h : 1; /* 0 marks an empty slot */
+}
+
+/* Looks h up in one table; inserts it when insert is set.  Returns 1 when it was there. */
+static int window_probe(uint64_t *t, uint64_t h, int insert)
+{
+	size_t i = (size_t)(h >> 17) & (WINDOW_SLOTS - 1);
+
+	for (;; i = (i + 1) & (WINDOW_SLOTS - 1)) {
+		if (t[i] == h)
+			return 1;
+		if (!t[i]) {
+			if (insert)
+				t[i] = h;
+			return 0;
+		}
+	}
+}
+
+/* Adds a page's IDs to the window; returns how many of them it had not seen, or -1 when out
+ * of memory. */
+static int64_t window_add(struct job *j, const char *const *ids, const size_t *lens, size_t n)
+{
+	int64_t fresh = 0;
+	size_t i;
+
+	if (!j->window[0]) {
+		if (!(j->window_mem = calloc(2 * WINDOW_SLOTS, sizeof(uint64_t))))
+			return -1;
+		j->window[0] = j->window_mem;
+		j->window[1] = j->window_mem + WINDOW_SLOTS;
+	}
+	if (j->window_pages >= WINDOW_PAGES) {
+		uint64_t *t = j->window[1];
+
+		j->window[1] = j->window[0];
+		j->window[0] = t;
+		memset(t, 0, WINDOW_SLOTS * sizeof(uint64_t));
+		j->window_pages = 0;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t h = hash_id(ids[i], lens[i]);
+
+		if (!window_probe(j->window[1], h, 0) && !window_probe(j->window[0], h, 1))
+			fresh++;
+	}
+	j->window_pages++;
+	return fresh;
 }
 
 /* Records why a job failed; the snapshot is written after the turn's commit. */
@@ -180,6 +267,48 @@ static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, 
 	va_end(ap);
 }
 
+/* A remembered rate older than this is rediscovered by slow start. */
+#define RATE_MEMORY_S (7 * 86400)
+
+/* The endpoint's limiter at the instance's qps, starting from the rate the host accepted
+ * last time, when one is remembered. */
+static int endpoint_rate_init(struct crawl *c, struct endpoint_state *ep,
+			      const struct cfg_instance *inst, struct cs_error *err)
+{
+	int adaptive = inst->s.rate_control == CFG_RATE_ADAPTIVE;
+	double remembered = 0;
+
+	rate_init(&ep->rl, inst->s.qps, adaptive, now_ms());
+	if (!adaptive)
+		return 0;
+	if (store_rate_get(c->st, http_endpoint_host(ep->http), RATE_MEMORY_S, &remembered, err) < 0)
+		return -1;
+	rate_resume(&ep->rl, remembered, now_ms());
+	log_msg(LOG_DEBUG, NULL, "%s: requests start at %.1f/s (%s), ceiling %.1f/s",
+		http_endpoint_host(ep->http), ep->rl.rate,
+		remembered > 0 ? "the rate it accepted last time" : "slow start", ep->rl.ceiling);
+	return 0;
+}
+
+/* Remembers, per host, the rate each endpoint ended at once it met the service's limit. */
+static void remember_rates(struct crawl *c)
+{
+	struct cs_error ignore = { 0 };
+	size_t i;
+	double rate;
+
+	for (i = 0; i < c->neps; i++) {
+		struct endpoint_state *ep = &c->eps[i];
+
+		if (!rate_learned(&ep->rl, &rate))
+			continue;
+		log_msg(LOG_INFO, NULL, "%s: the service accepted about %.1f requests/s; the next "
+			"run starts there", http_endpoint_host(ep->http), rate);
+		if (store_rate_put(c->st, http_endpoint_host(ep->http), rate, &ignore) < 0)
+			log_msg(LOG_WARN, NULL, "%s", ignore.msg);
+	}
+}
+
 static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_instance *inst,
 					   struct cs_error *err)
 {
@@ -190,9 +319,9 @@ static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_ins
 	for (i = 0; i < c->neps; i++) {
 		if (!strcmp(c->eps[i].url, inst->endpoint)) {
 			/* instances sharing an endpoint share its limit: the lowest qps wins */
-			if (inst->s.qps < c->eps[i].rl.ceiling)
-				rate_init(&c->eps[i].rl, inst->s.qps,
-					  inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
+			if (inst->s.qps < c->eps[i].rl.ceiling &&
+			    endpoint_rate_init(c, &c->eps[i], inst, err) < 0)
+				return NULL;
 			return &c->eps[i];
 		}
 	}
@@ -212,17 +341,20 @@ static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_ins
 		cs_error_prefix(err, "instance '%s': ", inst->id);
 		return NULL;
 	}
-	rate_init(&ep->rl, inst->s.qps, inst->s.rate_control == CFG_RATE_ADAPTIVE, now_ms());
 	c->neps++;
+	if (endpoint_rate_init(c, ep, inst, err) < 0)
+		return NULL;
 	return ep;
 }
 
 static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 {
+	struct store_resume policy = { c->opts->restart, c->opts->checkpoint_max_age_s,
+				       c->opts->finalize_max_age_s };
 	struct log_ctx ctx;
 
-	if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id, j->t->group_id,
-				 c->opts->restart, c->opts->checkpoint_max_age_s, &j->snap, err) < 0)
+	if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id, j->t->group_id, &policy,
+				 &j->snap, err) < 0)
 		return -1;
 	j->began = 1;
 	j->state = J_READY;
@@ -244,7 +376,7 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 			j->snap.cs.staged_ids);
 	else if (j->snap.discarded_from)
 		log_msg(LOG_INFO, &ctx, "discarded the checkpoint of snapshot %" PRId64 " (%s)",
-			j->snap.discarded_from, c->opts->restart ? "--restart" : "too old");
+			j->snap.discarded_from, j->snap.discarded_why);
 	return 0;
 }
 
@@ -358,6 +490,15 @@ static void fail_instance(struct crawl *c, struct job *origin, const char *code,
 	job_fail(c, origin, code, request_id, 0, "%s", message);
 }
 
+/* The run's counts so far into its row (inside the caller's transaction). */
+static int progress(struct crawl *c, struct cs_error *err)
+{
+	struct store_run_stats rs = { NULL, c->totals->groups_ok, c->totals->groups_failed,
+				      c->totals->requests, c->totals->retries, c->totals->throttled };
+
+	return store_run_progress(c->st, c->opts->run_id, &rs, err);
+}
+
 static int begin_batch(struct crawl *c, struct cs_error *err)
 {
 	if (c->in_batch)
@@ -367,6 +508,19 @@ static int begin_batch(struct crawl *c, struct cs_error *err)
 	c->in_batch = 1;
 	c->batches++;
 	return 0;
+}
+
+/* The page batch ends: the run row learns the counts with the pages (one statement a turn). */
+static int end_batch(struct crawl *c, struct cs_error *err)
+{
+	if (!c->in_batch)
+		return 0;
+	c->in_batch = 0;
+	if (progress(c, err) < 0) {
+		store_rollback(c->st);
+		return -1;
+	}
+	return store_commit(c->st, err);
 }
 
 static int token_seen(struct job *j, const char *tok)
@@ -397,7 +551,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct store_crawl_state *cs = &j->snap.cs;
-	int64_t items, size, limit, known;
+	int64_t items, size, limit, known, fresh;
 	int more = 0, by_token = 0;
 	struct log_ctx ctx;
 
@@ -416,9 +570,15 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 			page->skipped, API_MAX_CLIENT_ID, page->skipped_example);
 		j->skipped += (int64_t)page->skipped;
 	}
+	if ((fresh = window_add(j, page->ids, page->lens, page->n)) < 0)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	if (begin_batch(c, err) < 0 ||
 	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, err) < 0)
 		return -1;
+	/* when the data was read: a resumed walk keeps the time of its first page */
+	cs->read_last = util_now_epoch();
+	if (!cs->read_first)
+		cs->read_first = cs->read_last;
 	cs->pages++;
 	cs->staged_ids += (int64_t)page->n;
 	if (page->total >= 0) {
@@ -442,6 +602,18 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	}
 	items = (int64_t)(page->n + page->skipped);
 	size = page->page_size > 0 ? page->page_size : inst->s.page_size;
+	/* a full page of nothing new is the service repeating itself, whatever its token says;
+	 * a short page of repeats may be data shifting under the walk, and only a run of
+	 * pages without anything new is a loop */
+	j->stalled = page->n && !fresh ? j->stalled + 1 : 0;
+	if (page->n && !fresh && (items >= size || j->stalled >= STALL_PAGES)) {
+		job_fail(c, j, "PagingLoop", page->request_id, 0,
+			 "page %" PRId64 " brought no client ID that this walk had not already seen "
+			 "(%s); the service is repeating pages", cs->page_no,
+			 items >= size ? "a full page of repeats"
+				       : "several pages in a row");
+		return 0;
+	}
 	if (items == 0) {
 		more = 0;
 	} else if (page->next_token && *page->next_token &&
@@ -459,12 +631,15 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		more = items >= size && (j->max_total < 0 || known < j->max_total);
 	}
 
-	/* A walk far longer than Total allows is a service bug or a loop: stop it. */
-	limit = j->max_total >= 0 ? 2 * ((j->max_total + size - 1) / size) + 10 : MAX_PAGES_ABSOLUTE;
+	/* A walk far longer than Total allows is a service bug or a loop: stop it.  Total is
+	 * the service's word, so max_pages bounds the walk whatever Total says. */
+	limit = j->max_total >= 0 ? 2 * ((j->max_total + size - 1) / size) + 10 : INT64_MAX;
+	if (limit > inst->s.max_pages)
+		limit = inst->s.max_pages;
 	if (more && j->walk_pages >= limit) {
 		job_fail(c, j, "PagingLoop", page->request_id, 0,
-			 "paging did not end after %" PRId64 " pages (Total %" PRId64 ", PageSize %" PRId64 ")",
-			 j->walk_pages, j->max_total, size);
+			 "paging did not end after %" PRId64 " pages (Total %" PRId64 ", PageSize %" PRId64
+			 ", max_pages %d)", j->walk_pages, j->max_total, size, inst->s.max_pages);
 		return 0;
 	}
 
@@ -484,6 +659,16 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	j->action = A_FINALIZE;
 	j->state = J_DONE;
 	return store_checkpoint(c->st, &j->snap, err);
+}
+
+/* What the service said, without anything of the credentials it may quote (scrub.h). */
+static void scrub_service_text(const struct creds *cr, struct api_error *aerr, char *detail,
+			       size_t detail_len)
+{
+	const char *secrets[] = { cr->access_key_secret, cr->security_token };
+
+	scrub_text(aerr->message, sizeof(aerr->message), secrets, 2);
+	scrub_text(detail, detail_len, secrets, 2);
 }
 
 /* Handles one finished transfer of job j. */
@@ -524,6 +709,8 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 
 	res = api_parse_list(r->status, buf_str(&r->body), r->body.len, &page, &aerr, detail,
 			     sizeof(detail));
+	if (res != API_OK)
+		scrub_service_text(c->creds, &aerr, detail, sizeof(detail));
 	switch (res) {
 	case API_OK:
 		rc = job_page(c, j, &page, err);
@@ -571,17 +758,33 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 	return 0;
 }
 
-/* The verdict on a finished walk (store_snapshot_complete calls it with the tally). */
-static enum store_verdict judge(void *arg, const struct store_tally *t)
-{
-	struct job *j = arg;
-	int64_t total = j->snap.cs.total_reported;
-	int mismatch = (total >= 0 && t->distinct != total) || t->duplicates > 0 || j->skipped > 0;
+/* The verdict on a finished walk, from its tally against the service's Total. */
+enum walk_verdict {
+	W_CONSISTENT,    /* every ID once, as many as Total: an inventory, removals included */
+	W_INCONSISTENT,  /* close enough: additions recorded, removals wait for a consistent walk */
+	W_REWALK,        /* off: walk the group once more before judging */
+	W_INCOMPLETE,    /* short of Total beyond the tolerance (or empty): no inventory */
+};
 
-	j->consistent = !mismatch;
-	if (!mismatch)
-		return STORE_CONSISTENT;
-	return j->snap.cs.rewalked ? STORE_INCONSISTENT : STORE_REWALK;
+/*
+ * A walk proves removals only when what it collected adds up to Total exactly.  Off by
+ * anything, the group is walked once more (data shifting under a walk is the usual cause);
+ * the second walk's verdict stands.  Short of Total by more than the tolerance, or empty
+ * while Total says there is something, the walk is no inventory at all.  Over Total (data
+ * added under the walk) or short within the tolerance, what it did see is recorded.
+ */
+static enum walk_verdict judge(int64_t total, const struct store_tally *t, int64_t skipped,
+			       int rewalked, int64_t tolerance)
+{
+	int64_t seen = t->distinct + skipped;
+
+	if ((total < 0 || t->distinct == total) && !t->duplicates && !skipped)
+		return W_CONSISTENT;
+	if (!rewalked)
+		return W_REWALK;
+	if (total > 0 && (seen == 0 || total - seen > tolerance))
+		return W_INCOMPLETE;
+	return W_INCONSISTENT;
 }
 
 /* What was collected did not add up: forget it and walk the group once more. */
@@ -602,6 +805,7 @@ static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 	cs->pages = 0;
 	cs->staged_ids = 0;
 	cs->sorted = 1;
+	cs->read_first = cs->read_last = 0; /* the snapshot will be the second walk's */
 	buf_reset(&cs->last_id);
 	walk_reset(j);
 	j->action = A_NONE;
@@ -628,13 +832,80 @@ static void log_finalized(struct crawl *c, struct job *j, const struct store_tal
 		log_msg(LOG_WARN, &ctx,
 			"collected %" PRId64 " distinct IDs but the service reports Total %" PRId64
 			" (%" PRId64 " duplicates, %" PRId64 " skipped), also on a second walk; "
-			"snapshot %" PRId64 " is marked inconsistent (consistent = 0)", t->distinct,
-			j->snap.cs.total_reported, t->duplicates, j->skipped, j->snap.snapshot_id);
+			"snapshot %" PRId64 " is marked inconsistent (consistent = 0): its additions are "
+			"recorded, and the %" PRId64 " earlier member(s) it did not see are kept until "
+			"a consistent walk proves them gone", t->distinct, j->snap.cs.total_reported,
+			t->duplicates, j->skipped, j->snap.snapshot_id, t->carried);
 	log_msg(LOG_INFO, &ctx,
 		"snapshot %" PRId64 " complete: %" PRId64 " clients (+%" PRId64 " -%" PRId64
-		") in %" PRId64 " pages", j->snap.snapshot_id, t->distinct, t->added, t->removed,
+		") in %" PRId64 " pages", j->snap.snapshot_id, t->members, t->added, t->removed,
 		j->snap.cs.pages);
 	log_msg(LOG_DEBUG, &ctx, "finalized in %" PRId64 " ms", ms);
+}
+
+/*
+ * Finalizes a walk that ended: merges, judges the tally, then commits, walks again (action
+ * A_NONE, the job READY) or fails the group (action A_FAIL).  Returns -1 on a database
+ * error, else 0.
+ */
+static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
+{
+	const struct cfg_settings *cfg = &j->t->inst->s;
+	struct crawl_result *res = j->res;
+	int64_t total = j->snap.cs.total_reported, t0 = now_ms();
+	struct store_tally t;
+	enum walk_verdict v;
+
+	if (store_finalize_begin(c->st, &j->snap, 0, &t, err) < 0)
+		return -1;
+	v = judge(total, &t, j->skipped, j->snap.cs.rewalked, config_tolerance(cfg, total));
+	switch (v) {
+	case W_REWALK:
+		store_finalize_abort(c->st);
+		return rewalk(c, j, &t, err);
+	case W_INCOMPLETE:
+		store_finalize_abort(c->st);
+		j->action = A_NONE;
+		j->state = J_READY; /* so that job_fail records it */
+		job_fail(c, j, "IncompleteWalk", NULL, 0,
+			 "collected %" PRId64 " distinct client IDs (%" PRId64 " skipped) but the "
+			 "service reports Total %" PRId64 ", short by %" PRId64 " (tolerance %" PRId64
+			 "), also on a second walk: this walk is no inventory, nothing was recorded",
+			 t.distinct, j->skipped, total, total - t.distinct - j->skipped,
+			 config_tolerance(cfg, total));
+		return 0;
+	case W_INCONSISTENT:
+		if (t.removed) {
+			/* the walk proves no absence: merge again, keeping the absent */
+			store_finalize_abort(c->st);
+			if (store_finalize_begin(c->st, &j->snap, 1, &t, err) < 0)
+				return -1;
+		}
+		break;
+	case W_CONSISTENT:
+		break;
+	}
+	j->consistent = v == W_CONSISTENT;
+	c->totals->groups_ok++;
+	if (progress(c, err) < 0 ||
+	    store_finalize_commit(c->st, &j->snap, j->consistent ? STORE_CONSISTENT : STORE_INCONSISTENT,
+				  &t, err) < 0) {
+		c->totals->groups_ok--;
+		store_finalize_abort(c->st);
+		return -1;
+	}
+	res->consistent = j->consistent;
+	res->clients = t.members;
+	res->added = t.added;
+	res->removed = t.removed;
+	res->complete = 1;
+	res->total_reported = total;
+	res->finished_ms = now_ms();
+	j->recorded = 1;
+	log_finalized(c, j, &t, res->finished_ms - t0);
+	window_free(j);
+	/* readers may hold the WAL back; a copy after each group keeps it short */
+	return store_wal_checkpoint(c->st, 0, err) < 0 ? -1 : 0;
 }
 
 /* Writes the snapshots of jobs that finished or failed this turn. */
@@ -642,11 +913,8 @@ static int settle(struct crawl *c, struct cs_error *err)
 {
 	size_t i;
 
-	if (c->in_batch) {
-		c->in_batch = 0;
-		if (store_commit(c->st, err) < 0)
-			return -1;
-	}
+	if (end_batch(c, err) < 0)
+		return -1;
 	for (i = 0; i < c->njobs; i++) {
 		struct job *j = &c->jobs[i];
 		struct crawl_result *res = j->res;
@@ -654,40 +922,35 @@ static int settle(struct crawl *c, struct cs_error *err)
 		if (j->action == A_NONE)
 			continue;
 		if (j->action == A_FINALIZE) {
-			struct store_tally t;
-			int64_t t0 = now_ms();
-			int rc = store_snapshot_complete(c->st, &j->snap, judge, j, &t, err);
-
-			if (rc < 0)
+			if (finalize(c, j, err) < 0)
 				return -1;
-			if (rc == 1) {
-				if (rewalk(c, j, &t, err) < 0)
-					return -1;
-				continue;
-			}
-			res->consistent = j->consistent;
-			res->clients = t.distinct;
-			res->added = t.added;
-			res->removed = t.removed;
-			res->complete = 1;
-			res->total_reported = j->snap.cs.total_reported;
-			res->finished_ms = now_ms();
-			c->totals->groups_ok++;
-			log_finalized(c, j, &t, res->finished_ms - t0);
-		} else {
+			if (j->action == A_NONE)
+				continue; /* walked again */
+		}
+		if (j->action == A_FAIL) {
 			if (!j->began) {
+				struct store_resume keep = { 0, INT64_MAX, INT64_MAX };
+
 				if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id,
-							 j->t->group_id, 0, INT64_MAX, &j->snap, err) < 0)
+							 j->t->group_id, &keep, &j->snap, err) < 0)
 					return -1;
 				j->began = 1;
 				res->snapshot_id = j->snap.snapshot_id;
 				/* a job that never ran keeps any checkpoint it had for the next run */
 				j->keep_checkpoint = 1;
 			}
-			if (store_snapshot_fail(c->st, &j->snap, res->code, res->message,
-						res->request_id, j->keep_checkpoint, err) < 0)
-				return -1;
+			/* the run row's counts and the snapshot change in one transaction, so a
+			 * killed run is repaired with exact counts */
 			c->totals->groups_failed++;
+			if (store_begin(c->st, err) < 0 || progress(c, err) < 0 ||
+			    store_snapshot_fail(c->st, &j->snap, res->code, res->message,
+						res->request_id, j->keep_checkpoint, err) < 0) {
+				c->totals->groups_failed--;
+				store_rollback(c->st);
+				return -1;
+			}
+			j->recorded = 1;
+			window_free(j);
 		}
 		j->action = A_NONE;
 		observe(c, j);
@@ -748,6 +1011,34 @@ static void stop_all(struct crawl *c, const char *code, int keep, const char *wh
 	for (i = 0; i < c->njobs; i++)
 		if (job_active(&c->jobs[i]))
 			job_fail(c, &c->jobs[i], code, NULL, keep, "%s", why);
+}
+
+/*
+ * The database failed mid-run (disk full, I/O error, read-only): every snapshot still open
+ * is closed as failed with that code, keeping its checkpoint so the next run resumes, as far
+ * as the database can still be written.  Copying the WAL back first may free the room a
+ * full disk needs for these few rows.
+ */
+static void record_storage_failure(struct crawl *c, const struct cs_error *cause)
+{
+	const char *code = store_failure_code(c->st);
+	struct cs_error ignore = { 0 };
+	size_t i;
+
+	http_abort_all(c->http);
+	store_wal_checkpoint(c->st, 1, &ignore);
+	for (i = 0; i < c->njobs; i++) {
+		struct job *j = &c->jobs[i];
+
+		if (!j->began || j->recorded)
+			continue;
+		snprintf(j->res->code, sizeof(j->res->code), "%s", code);
+		snprintf(j->res->message, sizeof(j->res->message), "%s", cause->msg);
+		j->res->complete = 0;
+		if (store_snapshot_fail(c->st, &j->snap, code, cause->msg, NULL, 1, &ignore) == 0)
+			j->recorded = 1;
+		c->totals->groups_failed++;
+	}
 }
 
 int crawl_run(struct store *st, struct http_client *http, const struct creds *creds,
@@ -811,7 +1102,12 @@ int crawl_run(struct store *st, struct http_client *http, const struct creds *cr
 		if (!active && !http_in_flight(http)) {
 			if (settle(&c, err) < 0)
 				goto out;
-			break;
+			/* a walk finalized just now may have to be walked again */
+			for (i = 0; i < n; i++)
+				active |= job_active(&c.jobs[i]);
+			if (!active)
+				break;
+			continue;
 		}
 		if (http_poll(http, (int)(wait < 0 ? 0 : wait), err) < 0)
 			goto out;
@@ -851,6 +1147,10 @@ int crawl_run(struct store *st, struct http_client *http, const struct creds *cr
 out:
 	if (c.in_batch)
 		store_rollback(st);
+	if (ret < 0 && c.jobs && store_failure_code(st))
+		record_storage_failure(&c, err);
+	else if (c.jobs)
+		remember_rates(&c);
 	if (c.jobs) {
 		struct cs_error ignore = { 0 };
 
@@ -861,6 +1161,7 @@ out:
 	for (i = 0; c.jobs && i < n; i++) {
 		store_snap_release(&c.jobs[i].snap);
 		free(c.jobs[i].sent_token);
+		window_free(&c.jobs[i]);
 	}
 	for (i = 0; i < c.neps; i++)
 		free(c.eps[i].url);

@@ -55,6 +55,7 @@ struct crawl_opts {
 	int64_t run_id;
 	int restart;                        /* --restart: never resume a checkpoint */
 	int64_t checkpoint_max_age_s;
+	int64_t finalize_max_age_s;         /* an ended walk older than this is walked again */
 	int64_t retry_budget;               /* tokens for the whole run */
 	volatile sig_atomic_t *stop;        /* set by SIGINT/SIGTERM: stop and checkpoint */
 	const struct crawl_observer *observer;

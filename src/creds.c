@@ -50,6 +50,17 @@ static int set_creds(struct creds *c, const char *id, const char *secret, const 
 	return 0;
 }
 
+/* Overwrites a variable's value where it lives (the environment block), then unsets it. */
+static void wipe_env(const char *name)
+{
+	char *v = getenv(name);
+
+	if (!v)
+		return;
+	OPENSSL_cleanse(v, strlen(v));
+	unsetenv(name);
+}
+
 /* 1 found, 0 not set, -1 error (half of a pair set). */
 static int from_env(struct creds *c, const char *id_var, const char *secret_var,
 		    const char *token_var, struct cs_error *err)
@@ -67,6 +78,10 @@ static int from_env(struct creds *c, const char *id_var, const char *secret_var,
 	if (set_creds(c, id, secret, token, err) < 0)
 		return -1;
 	snprintf(c->source, sizeof(c->source), "environment (%s)", id_var);
+	/* our copies are all we need: the environment block would keep them readable in
+	 * /proc/PID/environ and in any core for the life of the process */
+	wipe_env(secret_var);
+	wipe_env(token_var);
 	return 1;
 }
 

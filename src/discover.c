@@ -8,6 +8,7 @@
 #include "api.h"
 #include "log.h"
 #include "retry.h"
+#include "scrub.h"
 #include "util.h"
 
 void discovered_release(struct discovered *d)
@@ -87,7 +88,7 @@ static void abort_listings(struct http_client *http)
 /* A finished attempt: 1 when the job is done (parsed, or failed for good), 0 when it is to
  * be retried (not_before set), -1 for rejected credentials (err set). */
 static int listing_finished(struct listing_job *j, struct http_request *r, struct rate_limiter *rl,
-			    struct retry_rng *rng, struct cs_error *err)
+			    struct retry_rng *rng, const struct creds *creds, struct cs_error *err)
 {
 	const struct cfg_settings *s = j->s;
 	struct api_error aerr;
@@ -110,6 +111,13 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
 		if (res == API_OK) {
 			rate_on_success(rl, util_mono_ms());
 			return 1;
+		}
+		{
+			/* a service message or a quoted body must not carry our secret onwards */
+			const char *secrets[] = { creds->access_key_secret, creds->security_token };
+
+			scrub_text(aerr.message, sizeof(aerr.message), secrets, 2);
+			scrub_text(detail, sizeof(detail), secrets, 2);
 		}
 		if (res == API_SERVICE_ERROR) {
 			snprintf(j->code, 128, "%s", aerr.code);
@@ -220,7 +228,7 @@ static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight
 		}
 		while ((r = http_next_done(http))) {
 			struct listing_job *j = r->user;
-			int rc = listing_finished(j, r, rl, &rng, err);
+			int rc = listing_finished(j, r, rl, &rng, creds, err);
 
 			http_request_release(http, r);
 			j->in_flight = 0;

@@ -176,8 +176,10 @@ int history_resolve(struct store *st, int64_t group_key, const struct diff_ref *
 				 " AND status = 'complete' AND snapshot_id = ?2",
 		[REF_RUN] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
 			    " AND status = 'complete' AND run_id <= ?2",
+		/* a time means what the service said then: when the data was read */
 		[REF_TIME] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
-			     " AND status = 'complete' AND finished_epoch <= ?2",
+			     " AND status = 'complete'"
+			     " AND coalesce(read_last_epoch, finished_epoch) <= ?2",
 		[REF_LATEST] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
 			       " AND status = 'complete'",
 		[REF_PREVIOUS] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
@@ -369,7 +371,8 @@ int history_series(struct store *st, int64_t group_key, int64_t **ids, int64_t *
 	*ids = *epochs = *counts = NULL;
 	*n = 0;
 	if (prepare(st,
-		    "SELECT snapshot_id, finished_epoch, client_count FROM cs_snapshot"
+		    "SELECT snapshot_id, coalesce(read_last_epoch, finished_epoch), client_count"
+		    " FROM cs_snapshot"
 		    " WHERE group_key = ?1 AND status = 'complete' ORDER BY snapshot_id", &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
@@ -475,6 +478,17 @@ int history_prune(struct store *st, int64_t keep_last, int64_t older_than_epoch,
 	 * it ends at a kept snapshot (that snapshot's 'removed' changes).  Open intervals are in
 	 * the latest complete snapshot, which is always kept.
 	 */
+	/* the first-seen time of a client whose intervals go is kept apart: a device that
+	 * comes back after its history was pruned is still the device first seen then */
+	if (exec_count(st,
+		       "INSERT OR IGNORE INTO cs_first_seen (group_key, client_id, first_seen)"
+		       " SELECT group_key, client_id, min(first_seen) FROM cs_interval"
+		       " WHERE to_snap IS NOT NULL"
+		       " AND NOT EXISTS (SELECT 1 FROM cs_snapshot s WHERE s.group_key = cs_interval.group_key"
+		       "  AND s.status = 'complete' AND s.snapshot_id >= cs_interval.from_snap"
+		       "  AND s.snapshot_id <= cs_interval.to_snap)"
+		       " GROUP BY group_key, client_id", 0, NULL, err) < 0)
+		goto fail;
 	if (exec_count(st,
 		       "DELETE FROM cs_interval WHERE to_snap IS NOT NULL"
 		       " AND NOT EXISTS (SELECT 1 FROM cs_snapshot s WHERE s.group_key = cs_interval.group_key"

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <yaml.h>
 
@@ -63,6 +65,28 @@ static void print_version(void)
 	printf("libcurl %s (%s), %s, SQLite %s, cJSON %s, libyaml %s\n", cv->version,
 	       cv->ssl_version ? cv->ssl_version : "no TLS", OpenSSL_version(OPENSSL_VERSION),
 	       sqlite3_libversion(), cJSON_Version(), yaml_get_version_string());
+}
+
+/*
+ * The AccessKey secret and session tokens live in this process's memory: made non-dumpable,
+ * no other process of the same user can ptrace it or read its /proc files (environ, mem),
+ * and a crash leaves no core file holding them.
+ */
+static void harden_process(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &none);
+}
+
+/* Before main, as early as our code can run: a SIGTERM in the first milliseconds (a
+ * scheduler stopping a run it has just started) exits 143, not by the signal.  Only the
+ * dynamic loader's own start-up comes before this. */
+__attribute__((constructor)) static void early_start(void)
+{
+	harden_process();
+	cli_signals_install();
 }
 
 int main(int argc, char **argv)

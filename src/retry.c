@@ -129,20 +129,52 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount)
 		b->tokens = b->capacity;
 }
 
+static void set_burst(struct rate_limiter *rl)
+{
+	/* a small burst: requests go out evenly spaced instead of in clumps that a server-side
+	 * bucket would reject */
+	rl->burst = rl->rate >= 10 ? rl->rate / 10 : 1;
+	if (rl->tokens > rl->burst)
+		rl->tokens = rl->burst;
+}
+
 void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms)
 {
 	memset(rl, 0, sizeof(*rl));
-	rl->ceiling = rl->rate = qps;
+	rl->ceiling = qps;
+	rl->rate = adaptive && qps > RATE_START ? RATE_START : qps;
 	rl->floor = qps < 0.5 ? qps : 0.5;
-	/* a small burst: requests go out evenly spaced instead of in clumps that a server-side
-	 * bucket would reject */
-	rl->burst = qps >= 10 ? qps / 10 : 1;
 	rl->tokens = 1;
+	set_burst(rl);
 	rl->last_ms = now_ms;
 	rl->last_cut_ms = -1000000;
+	rl->last_step_ms = now_ms;
 	rl->adaptive = adaptive;
+	rl->slow_start = adaptive;
+	rl->cut_window_start_ms = now_ms;
 	rl->window_start_ms = now_ms;
 	rl->measured_ok_rate = -1;
+}
+
+void rate_resume(struct rate_limiter *rl, double remembered, int64_t now_ms)
+{
+	if (!rl->adaptive || !(remembered > 0))
+		return;
+	rl->rate = remembered < rl->ceiling ? remembered : rl->ceiling;
+	if (rl->rate < rl->floor)
+		rl->rate = rl->floor;
+	rl->slow_start = 0;
+	rl->learned = 1;
+	rl->last_step_ms = now_ms;
+	set_burst(rl);
+}
+
+int rate_learned(const struct rate_limiter *rl, double *out)
+{
+	if (!rl->adaptive || !rl->learned)
+		return 0;
+	*out = rl->rate;
+	return 1;
 }
 
 int64_t rate_take(struct rate_limiter *rl, int64_t now_ms)
@@ -176,32 +208,50 @@ static void roll_window(struct rate_limiter *rl, int64_t now_ms)
 
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 {
-	double measured, target;
+	int64_t span = now_ms - rl->cut_window_start_ms;
+	double measured = -1, target;
 
-	if (!rl->adaptive || now_ms - rl->last_cut_ms < 500)
+	if (!rl->adaptive || now_ms - rl->last_cut_ms < RATE_CUT_GUARD_MS)
 		return;
 	roll_window(rl, now_ms);
-	measured = rl->measured_ok_rate;
-	if (measured < 0 && now_ms - rl->window_start_ms >= 200)
-		measured = (double)rl->window_ok * 1000.0 / (double)(now_ms - rl->window_start_ms);
-	rl->last_cut_ms = now_ms;
-	target = rl->rate * 0.7;
-	/* what the service accepted is a better guess at its limit than what we asked for */
-	if (measured > 0 && measured * 0.7 < target)
-		target = measured * 0.7;
+	/* what the service accepted since the last cut: while it throttles, that is its
+	 * sustained rate, without the burst it let through at first */
+	if (span >= RATE_CUT_GUARD_MS && span <= 2000)
+		measured = (double)rl->cut_window_ok * 1000.0 / (double)span;
+	else if (rl->measured_ok_rate >= 0)
+		measured = rl->measured_ok_rate;
+	target = rl->rate * (rl->slow_start ? 0.5 : 0.85);
+	if (measured > 0 && measured * 0.85 < target)
+		target = measured * 0.85;
 	rl->rate = target < rl->floor ? rl->floor : target;
+	rl->last_cut_ms = rl->last_step_ms = rl->cut_window_start_ms = now_ms;
+	rl->cut_window_ok = 0;
+	rl->slow_start = 0;
+	rl->learned = 1;
 	if (rl->tokens > 0)
 		rl->tokens = 0;
+	set_burst(rl);
 }
 
 void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
 {
+	int64_t step = now_ms - rl->last_step_ms;
+
 	rl->window_ok++;
+	rl->cut_window_ok++;
 	roll_window(rl, now_ms);
 	if (!rl->adaptive || rl->rate >= rl->ceiling)
 		return;
-	/* +1/rate per success is about +1 qps per second at the current rate */
-	rl->rate += 1.0 / rl->rate;
+	if (rl->slow_start && step >= RATE_GROW_MS) {
+		rl->rate *= 2;
+		rl->last_step_ms = now_ms;
+	} else if (!rl->slow_start && step >= 1000) {
+		rl->rate *= 1.05;
+		rl->last_step_ms = now_ms;
+	} else {
+		return;
+	}
 	if (rl->rate > rl->ceiling)
 		rl->rate = rl->ceiling;
+	set_burst(rl);
 }

@@ -54,14 +54,26 @@ int retry_budget_take(struct retry_budget *b, int64_t cost);
 void retry_budget_refund(struct retry_budget *b, int64_t amount);
 
 /*
- * The client-side rate limiter of one endpoint: a token bucket whose rate starts at the
- * configured qps (the ceiling).  In adaptive mode a throttled response cuts the rate to 0.7
- * times what the service actually accepted over the last second (or 0.7 times the current
- * rate, if lower), at most once per 500 ms so a burst of rejections in flight counts once;
- * every success raises it additively by about 1 qps per second.  So the rate settles just
- * under the service's real limit (AIMD, as TCP and AWS's adaptive retry mode do), even when
- * the configured ceiling is far above it.
+ * The client-side rate limiter of one endpoint host: a token bucket whose rate is adapted to
+ * what the service accepts, never above the configured qps (the ceiling, itself never above
+ * qps_hard_cap).
+ *
+ * - Slow start: a run that knows nothing of the service's limit starts at RATE_START (or the
+ *   ceiling, if lower) and doubles the rate every RATE_GROW_MS while nothing is throttled.
+ * - On a throttle (at most once per RATE_CUT_GUARD_MS, so a burst of rejections in flight
+ *   counts once) the rate is cut to 0.85 times what the service actually accepted since the
+ *   previous cut (or over the last second), and to at most half the rate during slow start;
+ *   slow start ends.
+ * - After that (congestion avoidance) the rate grows by 5% a second while nothing is
+ *   throttled, so it settles just under the limit and probes it only gently.
+ * - Remembered: the rate a run ended at after meeting the limit is kept per host in the
+ *   database (rate_learned); the next run starts there (rate_resume), without slow start.
+ * Fixed mode (rate_control: fixed) is a plain token bucket at the ceiling.
  */
+#define RATE_START 20.0
+#define RATE_GROW_MS 250
+#define RATE_CUT_GUARD_MS 100
+
 struct rate_limiter {
 	double ceiling;      /* configured qps */
 	double rate;         /* current qps */
@@ -70,13 +82,25 @@ struct rate_limiter {
 	double burst;
 	int64_t last_ms;
 	int64_t last_cut_ms;
+	int64_t last_step_ms; /* the last growth step */
 	int adaptive;
+	int slow_start;      /* 1 until the first throttle (or a resume) */
+	int learned;         /* the run met the limit, or started from a remembered rate */
+	/* successes since the last cut, to measure what the service accepts */
+	int64_t cut_window_start_ms;
+	int64_t cut_window_ok;
 	/* successes per second, measured over whole windows of about a second */
 	int64_t window_start_ms;
 	int64_t window_ok;
 	double measured_ok_rate; /* of the last full window; < 0 before one ended */
 };
 void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms);
+/* Starts from a rate remembered from an earlier run (adaptive mode only; capped by the
+ * ceiling): no slow start. */
+void rate_resume(struct rate_limiter *rl, double remembered, int64_t now_ms);
+/* The rate worth remembering for the next run: 1 and *out when this run met the service's
+ * limit (or started from a remembered rate), 0 when it learned nothing. */
+int rate_learned(const struct rate_limiter *rl, double *out);
 /* Takes a token: returns 0, or the milliseconds until one is available. */
 int64_t rate_take(struct rate_limiter *rl, int64_t now_ms);
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms);

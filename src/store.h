@@ -24,7 +24,24 @@ enum store_mode {
 	STORE_DRYRUN, /* the existing database read-only (or an empty one); writes go to temp tables */
 };
 
-/* Opens path in mode.  STORE_DRYRUN with path NULL opens an empty in-memory database. */
+/*
+ * Resolves path to the one name of the database file, whatever symlinks or ".." lead to it
+ * (the directory is resolved when the file does not exist yet), so that every name of one
+ * file shares one lock and one WAL.  Refuses a file that is not a regular file or that has
+ * more than one hard link (SQLite keeps the WAL beside the name, so two names would be two
+ * WALs of one file), and a file that is not credsync's (see store_open).  *real is
+ * malloc'd.
+ */
+int store_locate(const char *path, char **real, struct cs_error *err);
+
+/*
+ * Opens path in mode.  STORE_DRYRUN with path NULL opens an empty in-memory database.
+ * Only credsync's own files are opened: an existing non-empty SQLite file without
+ * credsync's application_id (or the tables of a credsync database from before it had one)
+ * is refused unchanged, before anything is written to it.  A new database gets its whole
+ * schema in one transaction.  STORE_WRITE refuses a file or directory it cannot write
+ * (ReadOnly) before anything else happens.
+ */
 int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);
@@ -37,8 +54,9 @@ int store_begin(struct store *st, struct cs_error *err);
 int store_commit(struct store *st, struct cs_error *err);
 void store_rollback(struct store *st);
 
-/* Marks runs and snapshots left 'running' by a killed process as failed.  Call only while
- * holding the run lock, so that 'running' really means dead. */
+/* Marks runs left 'running' by a killed process as 'interrupted' (keeping the counts they
+ * kept as they went) and their running snapshots as failed.  Call only while holding the
+ * run lock, so that 'running' really means dead. */
 int store_recover(struct store *st, int64_t *recovered, struct cs_error *err);
 
 struct store_run_stats {
@@ -49,6 +67,27 @@ struct store_run_stats {
 int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err);
 int store_run_finish(struct store *st, int64_t run_id, const struct store_run_stats *stats,
 		     struct cs_error *err);
+/* Records the run's counts so far (stats->status is ignored), inside the caller's
+ * transaction if one is open: a run killed later is repaired with these. */
+int store_run_progress(struct store *st, int64_t run_id, const struct store_run_stats *stats,
+		       struct cs_error *err);
+
+/* PRAGMA quick_check: 0 when the file is sound, else -1 with err saying it is damaged. */
+int store_quick_check(struct store *st, struct cs_error *err);
+
+/* The credsync error code for the store's last failure: "DiskFull", "ReadOnly" or
+ * "StorageError"; NULL while nothing has failed. */
+const char *store_failure_code(const struct store *st);
+
+/* The rate remembered for an endpoint host (0 when none, or older than max_age_s). */
+int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
+		   struct cs_error *err);
+/* Remembers the rate for host (nothing in a dry run). */
+int store_rate_put(struct store *st, const char *host, double rate, struct cs_error *err);
+
+/* Copies the WAL into the database (PASSIVE: as far as readers allow; truncate: all of it,
+ * then empties the file) and warns when a reader keeps the WAL from shrinking past 64 MiB. */
+int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err);
 
 /* Where a group's crawl stands; persisted as its checkpoint with every page. */
 struct store_crawl_state {
@@ -61,21 +100,32 @@ struct store_crawl_state {
 	int sorted;             /* every ID staged so far rose strictly in byte order, so
 				 * finalizing can read them as staged, without a sort */
 	struct cs_buf last_id;  /* the last ID staged (owned) */
+	int64_t read_first;     /* epoch seconds the walk's first page was read, 0 before */
+	int64_t read_last;      /* epoch seconds its latest page was read, 0 before */
 };
 
 struct store_snap {
 	int64_t snapshot_id;
 	int64_t group_key;
 	int64_t resumed_from;   /* the interrupted snapshot this one continues, or 0 */
-	int64_t discarded_from; /* a checkpoint too old (or --restart) that was dropped, or 0 */
+	int64_t discarded_from; /* a checkpoint dropped (see discarded_why), or 0 */
+	const char *discarded_why; /* "--restart", "too old", "its pages are stale" */
 	struct store_crawl_state cs;
 };
 
+/* When a checkpoint left by an interrupted crawl is resumed. */
+struct store_resume {
+	int restart;                /* never: --restart */
+	int64_t max_age_s;          /* a checkpoint not updated for longer is dropped */
+	int64_t finalize_max_age_s; /* a walk that had ended is finalized only while its last
+				     * page is younger than this; else it is walked again */
+};
+
 /* Starts a snapshot of (instance, group) in run_id.  A checkpoint left by an interrupted
- * crawl of the group is resumed (snap->cs filled from it) unless restart is set or it is
- * older than max_age_s; otherwise the crawl starts at page 1.  Owns snap->cs.next_token. */
+ * crawl of the group is resumed (snap->cs filled from it, read times included) unless the
+ * policy drops it; otherwise the crawl starts at page 1.  Owns snap->cs.next_token. */
 int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_id,
-			 const char *group_id, int restart, int64_t max_age_s,
+			 const char *group_id, const struct store_resume *policy,
 			 struct store_snap *snap, struct cs_error *err);
 void store_snap_release(struct store_snap *snap);
 
@@ -96,28 +146,34 @@ struct store_tally {
 	int64_t distinct;
 	int64_t duplicates;
 	int64_t added;
-	int64_t removed;
+	int64_t removed;        /* previous members this walk lacks, closed */
+	int64_t carried;        /* the same, kept (keep_absent) */
+	int64_t members;        /* members of the snapshot: distinct + carried */
 };
 
-/* Decides a finalized crawl's fate once its tally is known. */
+/* How a finalized walk is committed: consistent = 1 or 0.  An inconsistent walk proves no
+ * removal, so it must have been merged with keep_absent. */
 enum store_verdict {
-	STORE_REWALK = -1,       /* discard: write nothing, the group is walked again */
-	STORE_INCONSISTENT = 0,  /* complete, consistent = 0 */
-	STORE_CONSISTENT = 1,    /* complete, consistent = 1 */
+	STORE_INCONSISTENT = 0,
+	STORE_CONSISTENT = 1,
 };
-typedef enum store_verdict (*store_verdict_fn)(void *arg, const struct store_tally *tally);
 
 /*
- * Finalizes the crawl in one transaction: sorts the staged IDs and merges them with the
- * group's intervals in one pass, opening an interval for each ID new to the group and
- * closing those of IDs no longer present; then asks verdict.  On STORE_REWALK everything is
- * rolled back and 1 is returned; otherwise the snapshot is complete, its checkpoint dropped
- * (its pages wait for store_stage_sweep), and 0 is returned.  In a dry run nothing is
- * written, only counted.
+ * Finalizing is three steps so that the caller decides in between, on the tally:
+ * store_finalize_begin opens a transaction and merges the staged IDs with the group's
+ * intervals in one pass (opening an interval for each ID new to the group, closing those of
+ * IDs no longer present unless keep_absent) and fills tally; then either
+ * store_finalize_commit records the
+ * snapshot as complete with the verdict (its checkpoint dropped; its pages wait for
+ * store_stage_sweep), or store_finalize_abort undoes everything (a re-walk, or a walk that
+ * is no inventory).  In a dry run nothing is written, only counted.
  */
-int store_snapshot_complete(struct store *st, const struct store_snap *snap,
-			    store_verdict_fn verdict, void *arg, struct store_tally *tally,
-			    struct cs_error *err);
+int store_finalize_begin(struct store *st, const struct store_snap *snap, int keep_absent,
+			 struct store_tally *tally, struct cs_error *err);
+int store_finalize_commit(struct store *st, const struct store_snap *snap,
+			  enum store_verdict verdict, struct store_tally *tally,
+			  struct cs_error *err);
+void store_finalize_abort(struct store *st);
 
 /* Frees the pages staged by crawls that have ended (completed or abandoned without a
  * checkpoint).  Called once at the end of a run. */

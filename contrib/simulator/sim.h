@@ -74,6 +74,12 @@ struct sim_options {
 	struct sim_fault *faults;     /* owned */
 	size_t nfaults;
 	double qps;             /* 0: unlimited */
+	/* the service's own limits, per source address and action: a token bucket with a
+	 * burst answering SystemOverFlow (with throttle_status), and the per-IP block */
+	double bucket_rate, bucket_burst;   /* --bucket RATE[:BURST]; 0: none */
+	unsigned throttle_status;           /* --throttle-status: HTTP status of SystemOverFlow */
+	double block_above;                 /* --block-above RATE: a source over it is blocked */
+	int64_t block_for_ms;               /* --block-for: for this long */
 	int64_t latency_ms;
 	int64_t hang_ms;
 	int64_t retry_after_ms; /* <0: no x-acs-retry-after header */
@@ -192,8 +198,21 @@ struct sim_nonces {
 	size_t window, count, head;
 };
 
+/* One source address's limits for one action (--bucket, --block-above). */
+#define SIM_MAX_SOURCES 64
+struct sim_source {
+	char addr[48];
+	char action[48];
+	struct sim_bucket bucket;     /* --bucket */
+	struct sim_bucket block;      /* --block-above: RATE with a second's burst */
+	int64_t blocked_until_us;
+};
+
 struct sim_server {
 	const struct sim_options *opt;
+	struct sim_source sources[SIM_MAX_SOURCES]; /* lock */
+	size_t nsources;              /* lock */
+	uint64_t blocks;              /* lock: how many times a source was blocked */
 	pthread_mutex_t lock;
 	struct sim_dataset data;      /* lock */
 	struct sim_stats stats;       /* lock */

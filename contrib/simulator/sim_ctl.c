@@ -86,6 +86,7 @@ static void ctl_stats(struct sim_server *s, struct sim_req *r, struct sim_reply 
 	put_counters(out, "by_action", &st->by_action);
 	put_counters(out, "by_code", &st->by_code);
 	put_counters(out, "faults", &st->faults);
+	buf_printf(out, ",\"blocks\":%llu", (unsigned long long)s->blocks);
 	pthread_mutex_unlock(&s->lock);
 	buf_puts(out, "}\n");
 	ctl_reply(rep, 200);

@@ -76,6 +76,13 @@ static const char usage_text[] =
 	"                          Throttling[.User|.Api], ServiceUnavailable, any other error\n"
 	"                          Code (HTTP 400), or reset, timeout, truncated, garbage, html\n"
 	"  --qps N                 server-wide request rate; above it 500 SystemOverFlow\n"
+	"  --bucket RATE[:BURST]   per source address and API, a token bucket of RATE/s\n"
+	"                          holding BURST (default RATE); empty: SystemOverFlow\n"
+	"  --throttle-status N     HTTP status of SystemOverFlow from the limits (default 500;\n"
+	"                          the service now answers 403)\n"
+	"  --block-above RATE      a source sending above RATE/s (over a second) is blocked:\n"
+	"                          every request 403 Forbidden.IpBlocked for --block-for\n"
+	"  --block-for DURATION    how long a block lasts (default 60s); /_sim/stats: blocks\n"
 	"  --list-group-qps N      ListGroupId rate (default 10; 0 for none)\n"
 	"  --deny ACTION[@SCOPE]   ACTION answers 403 Forbidden.RAM (in region or instance\n"
 	"                          SCOPE only, when given); repeatable\n"
@@ -400,7 +407,8 @@ enum {
 	OPT_LISTEN = 256, OPT_PORT_FILE, OPT_KEY_ID, OPT_KEY_SECRET, OPT_TOKEN, OPT_DATASET,
 	OPT_INSTANCES, OPT_GROUPS, OPT_DEVICES, OPT_SEED, OPT_FAULT, OPT_QPS, OPT_LATENCY,
 	OPT_HANG, OPT_RETRY_AFTER, OPT_LAST_TOKEN, OPT_NO_TOKEN, OPT_PAGE_CAP, OPT_TOTAL_NUMBER,
-	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP, OPT_REGIONS, OPT_DENY,
+	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP,
+	OPT_BUCKET, OPT_THROTTLE_STATUS, OPT_BLOCK_ABOVE, OPT_BLOCK_FOR, OPT_REGIONS, OPT_DENY,
 };
 
 static const struct option long_options[] = {
@@ -416,6 +424,10 @@ static const struct option long_options[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "fault", required_argument, NULL, OPT_FAULT },
 	{ "qps", required_argument, NULL, OPT_QPS },
+	{ "bucket", required_argument, NULL, OPT_BUCKET },
+	{ "throttle-status", required_argument, NULL, OPT_THROTTLE_STATUS },
+	{ "block-above", required_argument, NULL, OPT_BLOCK_ABOVE },
+	{ "block-for", required_argument, NULL, OPT_BLOCK_FOR },
 	{ "latency", required_argument, NULL, OPT_LATENCY },
 	{ "hang", required_argument, NULL, OPT_HANG },
 	{ "retry-after", required_argument, NULL, OPT_RETRY_AFTER },
@@ -502,6 +514,8 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 	o->retry_after_ms = -1;
 	o->max_skew_s = 900;
 	o->list_group_qps = 10;
+	o->throttle_status = 500;
+	o->block_for_ms = 60 * 1000;
 	if (!o->listen_host)
 		return usage_error("out of memory");
 
@@ -562,6 +576,35 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 		case OPT_FAULT:
 			if (parse_fault(optarg, o) < 0)
 				return -1;
+			break;
+		case OPT_BUCKET: {
+			char rate[64], *colon;
+
+			snprintf(rate, sizeof(rate), "%s", optarg);
+			if ((colon = strchr(rate, ':')))
+				*colon++ = '\0';
+			if (parse_double("--bucket rate", rate, 0, 1e7, &o->bucket_rate) < 0 ||
+			    (colon && parse_double("--bucket burst", colon, 1, 1e7, &o->bucket_burst) < 0))
+				return -1;
+			break;
+		}
+		case OPT_THROTTLE_STATUS: {
+			long status;
+
+			if (parse_long("--throttle-status", optarg, 400, 599, &status) < 0)
+				return -1;
+			o->throttle_status = (unsigned)status;
+			break;
+		}
+		case OPT_BLOCK_ABOVE:
+			if (parse_double("--block-above", optarg, 0, 1e7, &o->block_above) < 0)
+				return -1;
+			break;
+		case OPT_BLOCK_FOR:
+			if (util_parse_duration(optarg, &o->block_for_ms) < 0) {
+				fprintf(stderr, "credsync-sim: --block-for expects a duration like 60s\n");
+				return -1;
+			}
 			break;
 		case OPT_QPS:
 			if (parse_double("--qps", optarg, 0, 1e7, &o->qps) < 0)

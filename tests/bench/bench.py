@@ -6,7 +6,8 @@ runs measured side by side in one session; peak memory is the child's maxrss fro
 The machine is shared and noisy: read ratios, not absolute seconds.
 
   python3 tests/bench/bench.py [--build DIR] [--only NAME ...] [--runs N] [--quick]
-Names: sim, million, floors, peer, latency, profile, storage, diff, rate.
+Names: sim, million, floors, peer, latency, profile, storage, diff, rate, defaults, bucket,
+block.
 """
 import argparse
 import json
@@ -105,7 +106,7 @@ def cred_env(extra=None):
 
 def write_config(path, sim, groups, db, concurrency=8, qps=10000, extra=""):
     with open(path, "w") as f:
-        f.write("database: %s\ndefaults:\n  qps: %s\n  concurrency: %d\n  signature: v1\n%s"
+        f.write("database: %s\ndefaults:\n  qps: %s\n  qps_hard_cap: 10000\n  concurrency: %d\n  signature: v1\n%s"
                 "instances:\n  - id: mqtt-sim-1\n    endpoint: %s\n    groups: [%s]\n"
                 % (db, qps, concurrency, extra, sim.endpoint, ", ".join(groups)))
     return path
@@ -406,11 +407,123 @@ class Bench:
         s, req, thr, rate = res["fixed"]
         report("fixed (rate control off): throttled share", "%.1f%%" % (100.0 * thr / req), "(comparison)", True)
 
+    # -- rate control that starts safe, grows fast and remembers ---------------------------
+    def peer_dir(self):
+        peer_dir = os.path.join(self.build, "sdk-peer")
+        if not os.path.exists(os.path.join(peer_dir, "node_modules", "better-sqlite3")):
+            shutil.rmtree(peer_dir, ignore_errors=True)
+            shutil.copytree(PEER_SRC, peer_dir)
+            for root, dirs, files in os.walk(peer_dir):
+                os.chmod(root, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o755)
+            run_rss(["bash", os.path.join(peer_dir, "run.sh"), "--help"], env=cred_env())
+        return peer_dir
+
+    def defaults_config(self, path, sim, gs, db, extra=""):
+        """A config with credsync's defaults: no qps, concurrency or hard cap set."""
+        with open(path, "w") as f:
+            f.write("database: %s\ndefaults:\n  signature: v1\n%sinstances:\n  - id: mqtt-sim-1\n"
+                    "    endpoint: %s\n    groups: [%s]\n" % (db, extra, sim.endpoint, ", ".join(gs)))
+        return path
+
+    def b_defaults(self):
+        log("\n[defaults] --latency 30, 10 groups x 2,000 devices: credsync at its defaults (qps 100, "
+            "concurrency 4) vs the SDK peer at its default (one request at a time), %d runs each, "
+            "alternating" % self.runs)
+        peer_dir = self.peer_dir()
+        sim = Sim(self.bin, "--instances", "1", "--groups", "10", "--devices", "2000", "--latency", "30")
+        db, pdb = os.path.join(self.work, "d.db"), os.path.join(self.work, "dpeer.db")
+        cfg = self.defaults_config(os.path.join(self.work, "d.yaml"), sim, groups(10), db)
+        ours, theirs = [], []
+        try:
+            for _ in range(self.runs):
+                rm_db(pdb)
+                s, _, out, _ = run_rss(["bash", os.path.join(peer_dir, "run.sh"), "--endpoint",
+                                        "127.0.0.1:%d" % sim.port, "--protocol", "HTTP", "--instance",
+                                        "mqtt-sim-1", "--groups", ",".join(groups(10)), "--db", pdb,
+                                        "--sig", "v1"], env=cred_env())
+                assert json.loads(out.strip().splitlines()[-1])["clients"] == 20000, out
+                theirs.append(s)
+                rm_db(db)  # a first run: no remembered rate, slow start from 20/s
+                ours.append(self.sync(cfg)[0])
+        finally:
+            sim.stop()
+        bound = 200 / min(100.0, 4 / 0.030)  # 200 pages at min(ceiling, concurrency / latency)
+        report("SDK peer wall / credsync wall, medians (s)", "%.2f / %.2f" % (med(theirs), med(ours)), "", True)
+        report("speed-up at defaults (peer / credsync)", "%.2fx" % (med(theirs) / med(ours)), ">= 1.5x",
+               med(theirs) / med(ours) >= 1.5)
+        report("credsync / bound min(ceiling, concurrency/latency) = %.2f s" % bound,
+               "%.2fx" % (med(ours) / bound), "<= 1.25x", med(ours) / bound <= 1.25)
+
+    def b_bucket(self):
+        log("\n[bucket] credsync-sim --bucket 40:40 (per source, burst 40), ceiling qps 200, "
+            "2 groups x ~115 pages; run 1 from nothing, run 2 from the remembered rate")
+        rows = {1: [], 2: []}
+        for _ in range(max(1, self.runs // 2)):
+            sim = Sim(self.bin, "--instances", "1", "--groups", "2", "--devices", "11500",
+                      "--bucket", "40:40", "--throttle-status", "403")
+            db = os.path.join(self.work, "b.db")
+            rm_db(db)
+            cfg = write_config(os.path.join(self.work, "b.yaml"), sim, groups(2), db, concurrency=4, qps=200,
+                               extra="  retry: {max_attempts: 30, base_delay: 50ms, max_delay: 1s}\n")
+            try:
+                for run in (1, 2):
+                    sim.post("/_sim/reset-stats")
+                    s = self.sync(cfg)[0]
+                    st = sim.stats()
+                    rows[run].append((100.0 * st["throttled"] / st["rpc_requests"], st["pages"] / s / 40))
+            finally:
+                sim.stop()
+        for run, limit in ((1, 5.0), (2, 1.0)):
+            thr = med([r[0] for r in rows[run]])
+            got = med([r[1] for r in rows[run]])
+            report("run %d: throttled share of requests (median)" % run, "%.1f%%" % thr, "<= %.0f%%" % limit,
+                   thr <= limit)
+            report("run %d: achieved / allowed rate 40/s (median)" % run, "%.0f%%" % (100 * got), ">= 85%",
+                   got >= 0.85)
+
+    def b_block(self):
+        log("\n[block] credsync-sim --block-above 300 (the per-IP block), 20 groups x 5,000 devices: "
+            "no setting short of raising qps_hard_cap triggers it")
+        settings = [("defaults", ""), ("qps 250 (the hard cap), concurrency 64",
+                                       "  qps: 250\n  concurrency: 64\n  rate_control: fixed\n")]
+        for label, extra in settings:
+            sim = Sim(self.bin, "--instances", "1", "--groups", "20", "--devices", "5000", "--block-above", "300")
+            db = os.path.join(self.work, "k.db")
+            rm_db(db)
+            cfg = self.defaults_config(os.path.join(self.work, "k.yaml"), sim, groups(20), db, extra)
+            try:
+                self.sync(cfg)
+                blocks = sim.stats().get("blocks", 0)
+            finally:
+                sim.stop()
+            report("%s: blocks" % label, str(blocks), "0", blocks == 0)
+        # and the override does reach it: the guard is what keeps the others under
+        sim = Sim(self.bin, "--instances", "1", "--groups", "20", "--devices", "5000", "--block-above", "300")
+        db = os.path.join(self.work, "k2.db")
+        rm_db(db)
+        cfg = self.defaults_config(os.path.join(self.work, "k2.yaml"), sim, groups(20), db,
+                                   "  qps: 5000\n  qps_hard_cap: 5000\n  concurrency: 64\n  rate_control: fixed\n"
+                                   "  retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}\n")
+        try:
+            p = subprocess.run(cs_cmd(self.bin) + ["-c", cfg, "sync"], env=cred_env(), capture_output=True)
+            blocks = sim.stats().get("blocks", 0)
+        finally:
+            sim.stop()
+        report("qps_hard_cap raised to 5000, qps 5000: blocks (the override's effect)", str(blocks), ">= 1",
+               blocks >= 1)
+
     def close(self):
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-ALL = ["sim", "million", "floors", "peer", "latency", "profile", "storage", "diff", "rate"]
+def cs_cmd(bindir):
+    return [os.path.join(bindir, "credsync")]
+
+
+ALL = ["sim", "million", "floors", "peer", "latency", "profile", "storage", "diff", "rate",
+       "defaults", "bucket", "block"]
 
 
 def main():

@@ -49,7 +49,9 @@ def write_config(path, instances, database=None, defaults=None, extra=""):
     if database:
         lines.append("database: %s" % yaml_str(database))
     lines.append("defaults:")
-    d = {"qps": 1000, "concurrency": 4}
+    # the simulator is on loopback: raising the hard cap that guards a real service's per-IP
+    # block is the explicit step credsync asks for
+    d = {"qps": 1000, "qps_hard_cap": 10000, "concurrency": 4}
     d.update(defaults or {})
     for k, v in d.items():
         lines.append("  %s: %s" % (k, v))

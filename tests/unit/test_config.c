@@ -175,7 +175,16 @@ static void test_builtin_defaults(void)
 
 	config_settings_default(&s);
 	CHECK_INT(s.page_size, 100);
-	CHECK(s.qps == 20);
+	CHECK(s.qps == 100);
+	CHECK(s.qps_hard_cap == 250);
+	CHECK_INT(s.tolerance_count, -1);
+	CHECK(s.tolerance_pct == 0.1);
+	CHECK_INT(s.max_pages, 100000);
+	CHECK_INT(config_tolerance(&s, 500), 1);
+	CHECK_INT(config_tolerance(&s, 50000), 50);
+	s.tolerance_count = 0;
+	CHECK_INT(config_tolerance(&s, 50000), 0);
+	s.tolerance_count = -1;
 	CHECK_INT(s.concurrency, 4);
 	CHECK_INT(s.connect_timeout_ms, 5000);
 	CHECK_INT(s.request_timeout_ms, 30000);
@@ -307,7 +316,7 @@ static const struct bad bad_configs[] = {
 	  "t.yaml:1:1: ", "unknown key 'databse' at the top level (did you mean 'database'?)" },
 	{ "unknown key without a near match", "colour: red\n" INST,
 	  "t.yaml:1:1: ", "unknown key 'colour' at the top level (expected one of: database, "
-	  "credentials, defaults, instances, metrics_file, checkpoint_max_age)" },
+	  "credentials, defaults, instances, metrics_file, checkpoint_max_age, finalize_max_age)" },
 	{ "misspelt page_size", "defaults:\n  page_sise: 10\n" INST,
 	  "t.yaml:2:3: ", "unknown key 'page_sise' in defaults (did you mean 'page_size'?)" },
 	{ "misspelt key in an instance", INST "    regoin: cn-beijing\n",
@@ -356,6 +365,22 @@ static const struct bad bad_configs[] = {
 	  "t.yaml:2:8: ", "qps: '10000.5' is out of range" },
 	{ "qps not a number", "defaults:\n  qps: fast\n" INST,
 	  "t.yaml:2:8: ", "qps: expected a number greater than 0 and at most 10000, got 'fast'" },
+	{ "qps above the hard cap", "defaults:\n  qps: 300\n" INST,
+	  "t.yaml:4:5: ", "instance 'a': qps 300 is above qps_hard_cap 250" },
+	{ "qps above a lowered hard cap", "defaults:\n  qps_hard_cap: 50\n" INST,
+	  "t.yaml:4:5: ", "instance 'a': qps 100 is above qps_hard_cap 50" },
+	{ "qps_hard_cap not a number", "defaults:\n  qps_hard_cap: lots\n" INST,
+	  "t.yaml:2:17: ", "qps_hard_cap: expected a number" },
+	{ "tolerance words", "defaults:\n  consistency_tolerance: some\n" INST,
+	  "t.yaml:2:26: ", "consistency_tolerance: expected an integer" },
+	{ "tolerance over 100%", "defaults:\n  consistency_tolerance: 101%\n" INST,
+	  "t.yaml:2:26: ", "consistency_tolerance: expected a count of IDs" },
+	{ "tolerance bare percent", "defaults:\n  consistency_tolerance: \"%\"\n" INST,
+	  "t.yaml:2:26: ", "consistency_tolerance: expected an integer" },
+	{ "max_pages 0", "defaults:\n  max_pages: 0\n" INST,
+	  "t.yaml:2:14: ", "max_pages: '0' is out of range" },
+	{ "finalize_max_age words", "finalize_max_age: soon\n" INST,
+	  "t.yaml:1:19: ", "finalize_max_age" },
 	{ "concurrency 0", "defaults:\n  concurrency: 0\n" INST,
 	  "t.yaml:2:16: ", "concurrency: '0' is out of range (expected an integer 1..256)" },
 	{ "retry budget too big", "defaults:\n  retry: { budget: 1000001 }\n" INST,

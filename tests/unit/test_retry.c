@@ -83,6 +83,7 @@ static void test_rate(void)
 	struct rate_limiter rl;
 	int64_t t = 0;
 	int sent = 0;
+	double v = 0;
 
 	/* fixed 10 qps: about 10 requests in a simulated second */
 	rate_init(&rl, 10, 0, 0);
@@ -92,37 +93,60 @@ static void test_rate(void)
 	CHECK(sent >= 9 && sent <= 12);
 	rate_on_throttle(&rl, 1000);
 	CHECK(rl.rate == 10); /* fixed mode never adapts */
+	CHECK(rate_learned(&rl, &v) == 0);
 
-	/* adaptive: a throttle cuts the rate, a second one within 500 ms does not cut again,
-	 * successes bring it back to the ceiling and not above */
-	rate_init(&rl, 50, 1, 0);
-	rate_on_throttle(&rl, 1000);
-	CHECK(rl.rate > 34.9 && rl.rate < 35.1);
-	rate_on_throttle(&rl, 1200);
-	CHECK(rl.rate > 34.9 && rl.rate < 35.1);
-	rate_on_throttle(&rl, 1600);
-	CHECK(rl.rate < 25);
-	for (sent = 0; sent < 10000; sent++)
-		rate_on_success(&rl, 2000 + sent);
-	CHECK(rl.rate == 50);
+	/* slow start: from RATE_START, doubling every RATE_GROW_MS, up to the ceiling */
+	rate_init(&rl, 100, 1, 0);
+	CHECK(rl.rate == RATE_START);
+	CHECK(rate_learned(&rl, &v) == 0);
+	rate_on_success(&rl, RATE_GROW_MS - 1);
+	CHECK(rl.rate == RATE_START);
+	rate_on_success(&rl, RATE_GROW_MS);
+	CHECK(rl.rate == 2 * RATE_START);
+	rate_on_success(&rl, 2 * RATE_GROW_MS);
+	rate_on_success(&rl, 3 * RATE_GROW_MS);
+	CHECK(rl.rate == 100);
+	/* a ceiling below the start: the ceiling */
+	rate_init(&rl, 5, 1, 0);
+	CHECK(rl.rate == 5);
 
-	/* a ceiling far above the service's limit: the cut goes to what the service accepted
-	 * (20/s measured over the last second), not merely 0.7 x 200 */
+	/* the first throttle halves the rate at most, and cuts to 0.85 x what the service
+	 * accepted since the start (40/s here) when that is lower; a second throttle within
+	 * the guard does not cut again */
 	rate_init(&rl, 200, 1, 0);
-	for (t = 0; t < 1000; t += 50)
+	for (t = 25; t <= 1000; t += 25)
+		rate_on_success(&rl, t);   /* 40 in 1 s; the slow start reached the ceiling */
+	CHECK(rl.rate == 200);
+	rate_on_throttle(&rl, 1000);
+	CHECK(rl.rate > 33.9 && rl.rate < 34.1);
+	CHECK(rl.slow_start == 0);
+	rate_on_throttle(&rl, 1000 + RATE_CUT_GUARD_MS - 1);
+	CHECK(rl.rate > 33.9 && rl.rate < 34.1);
+	CHECK(rate_learned(&rl, &v) == 1 && v > 33.9 && v < 34.1);
+	/* congestion avoidance: +5% a second of successes, never above the ceiling */
+	for (t = 1000; t <= 3000; t += 10)
 		rate_on_success(&rl, t);
-	rate_on_success(&rl, 1000);   /* closes the first window: 21 in 1 s */
-	rate_on_throttle(&rl, 1100);
-	CHECK(rl.rate > 13 && rl.rate < 16);
-	/* the additive increase is about 1 qps per second of successes */
-	{
-		double before = rl.rate;
-		int64_t now = 1100;
+	CHECK(rl.rate > 34 * 1.05 * 1.05 - 0.1 && rl.rate < 34 * 1.05 * 1.05 + 0.1);
+	for (t = 3000; t <= 200000; t += 10)
+		rate_on_success(&rl, t);
+	CHECK(rl.rate == 200);
+	/* during slow start a throttle with nothing measured halves the rate */
+	rate_init(&rl, 200, 1, 0);
+	rate_on_throttle(&rl, 1);
+	CHECK(rl.rate == RATE_START / 2);
 
-		for (sent = 0; sent < 150; sent++)
-			rate_on_success(&rl, now += 1000 / 15);
-		CHECK(rl.rate > before + 7 && rl.rate < before + 13);
-	}
+	/* resumed from a remembered rate: no slow start, capped by the ceiling */
+	rate_init(&rl, 100, 1, 0);
+	rate_resume(&rl, 37, 0);
+	CHECK(rl.rate == 37 && rl.slow_start == 0);
+	CHECK(rate_learned(&rl, &v) == 1 && v == 37);
+	rate_init(&rl, 30, 1, 0);
+	rate_resume(&rl, 37, 0);
+	CHECK(rl.rate == 30);
+	rate_init(&rl, 30, 0, 0);
+	rate_resume(&rl, 7, 0);
+	CHECK(rl.rate == 30); /* fixed mode ignores it */
+
 	/* the wait reported is the time to the next token */
 	rate_init(&rl, 2, 0, 0);
 	CHECK(rate_take(&rl, 0) == 0);

@@ -51,24 +51,19 @@ static const char *members(int64_t snap)
 	return out;
 }
 
-static enum store_verdict accept_all(void *arg, const struct store_tally *t)
-{
-	(void)arg;
-	(void)t;
-	return STORE_CONSISTENT;
-}
-
-static enum store_verdict rewalk_once(void *arg, const struct store_tally *t)
-{
-	int *calls = arg;
-
-	(void)t;
-	return (*calls)++ ? STORE_INCONSISTENT : STORE_REWALK;
-}
+/* How crawl_v ends the finalize it begins. */
+enum fin_mode {
+	FIN_CONSISTENT,   /* commit as merged */
+	FIN_ABORT,        /* abort: nothing written (a re-walk) */
+	FIN_KEEP_ABSENT,  /* merge keeping the absent, commit as inconsistent */
+};
 
 /* Stages ids as one page and finalizes; returns the snapshot id and fills the tally. */
+static const struct store_resume resume = { 0, 3600, 3600 };
+static const struct store_resume restart = { 1, 3600, 3600 };
+
 static int64_t crawl_v(struct store *st, int64_t run, const char *group, const char **ids,
-		       size_t n, store_verdict_fn v, void *arg, struct store_tally *t)
+		       size_t n, enum fin_mode mode, struct store_tally *t)
 {
 	struct store_snap snap;
 	struct cs_error err = { 0 };
@@ -76,7 +71,7 @@ static int64_t crawl_v(struct store *st, int64_t run, const char *group, const c
 
 	for (i = 0; i < n; i++)
 		lens[i] = strlen(ids[i]);
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", group, 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", group, &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, ids, lens, n, &err) == 0);
 	snap.cs.pages = 1;
@@ -84,7 +79,12 @@ static int64_t crawl_v(struct store *st, int64_t run, const char *group, const c
 	snap.cs.total_reported = (int64_t)n;
 	CHECK(store_checkpoint(st, &snap, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
-	CHECK(store_snapshot_complete(st, &snap, v, arg, t, &err) >= 0);
+	CHECK(store_finalize_begin(st, &snap, mode == FIN_KEEP_ABSENT, t, &err) == 0);
+	if (mode == FIN_ABORT)
+		store_finalize_abort(st);
+	else
+		CHECK(store_finalize_commit(st, &snap, mode == FIN_CONSISTENT ? STORE_CONSISTENT
+						: STORE_INCONSISTENT, t, &err) == 0);
 	store_snap_release(&snap);
 	if (err.kind)
 		fprintf(stderr, "store error: %s\n", err.msg);
@@ -95,7 +95,7 @@ static int64_t crawl(struct store *st, int64_t run, const char *group, const cha
 		     int64_t *added, int64_t *removed)
 {
 	struct store_tally t;
-	int64_t id = crawl_v(st, run, group, ids, n, accept_all, NULL, &t);
+	int64_t id = crawl_v(st, run, group, ids, n, FIN_CONSISTENT, &t);
 
 	*added = t.added;
 	*removed = t.removed;
@@ -114,7 +114,6 @@ static void test_intervals(void)
 	size_t lx = 5;
 	int64_t run, a, r, id1, id2, id4;
 	struct store_tally t;
-	int calls = 0;
 	struct stat sb;
 
 	CHECK(store_open(&st, path, STORE_WRITE, &err) == 0);
@@ -133,7 +132,7 @@ static void test_intervals(void)
 	CHECK_INT(q_int("SELECT count(*) FROM changes WHERE change = 'removed' AND client_id = 'G@@@a'"), 1);
 
 	/* a failed crawl stages x and fails: nothing changes, the snapshot is failed */
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, sx, &lx, 1, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
@@ -149,7 +148,7 @@ static void test_intervals(void)
 	{
 		const char *dup[] = { "D@@@a", "D@@@b", "D@@@a" };
 
-		crawl_v(st, run, "GID_d", dup, 3, accept_all, NULL, &t);
+		crawl_v(st, run, "GID_d", dup, 3, FIN_CONSISTENT, &t);
 		CHECK_INT(t.distinct, 2);
 		CHECK_INT(t.duplicates, 1);
 		CHECK_INT(t.added, 2);
@@ -181,14 +180,34 @@ static void test_intervals(void)
 			" WHERE g.group_id = 'GID_x'"), 5);
 	CHECK_INT(q_int("SELECT count(*) FROM snapshot_clients WHERE group_id = 'GID_x'"), 3 + 3 + 4 * 3);
 
-	/* duplicates are counted, and a verdict of REWALK writes nothing */
-	crawl_v(st, run, "GID_x", s2, 4, rewalk_once, &calls, &t);
+	/* duplicates are counted, and an aborted finalize (a re-walk) writes nothing */
+	crawl_v(st, run, "GID_x", s2, 4, FIN_ABORT, &t);
 	CHECK_INT(t.distinct, 3);
 	CHECK_INT(t.duplicates, 1);
 	CHECK_INT(t.removed, 1);
 	CHECK_INT(q_int("SELECT count(*) FROM current_clients WHERE group_id = 'GID_x'"), 4);
 	CHECK_INT(q_int("SELECT count(*) FROM snapshots WHERE status = 'running'"), 1);
 	CHECK_INT(q_int("SELECT count(*) FROM cs_stage"), 1);
+
+	/* an inconsistent walk records its additions and keeps the members it did not see */
+	{
+		const char *part[] = { "G@@@b", "G@@@e" };
+		int64_t idk;
+
+		crawl(st, run, "GID_k", s4, 4, &a, &r);
+		idk = crawl_v(st, run, "GID_k", part, 2, FIN_KEEP_ABSENT, &t);
+
+		CHECK_INT(t.added, 1);
+		CHECK_INT(t.removed, 0);
+		CHECK_INT(t.carried, 3);
+		CHECK_INT(t.members, 5);
+		CHECK_STR(members(idk), "G@@@a,G@@@b,G@@@c,G@@@d,G@@@e");
+		CHECK_INT(q_int("SELECT count(*) FROM changes WHERE change = 'removed' AND group_id = "
+				"'GID_k'"), 0);
+		CHECK_INT(q_int("SELECT count(*) FROM current_clients WHERE group_id = 'GID_k'"), 5);
+		CHECK_INT(q_int("SELECT client_count * 10 + consistent FROM snapshots WHERE snapshot_id = "
+				"(SELECT max(snapshot_id) FROM snapshots WHERE group_id = 'GID_k')"), 50);
+	}
 	store_close(st);
 }
 
@@ -208,7 +227,7 @@ static void test_resume(void)
 
 	CHECK(store_open(&st, path, STORE_WRITE, &err) == 0);
 	CHECK(store_run_begin(st, &run, &err) == 0);
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", &resume, &snap, &err) == 0);
 	old = snap.snapshot_id;
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, p1, l1, 2, &err) == 0);
@@ -226,7 +245,7 @@ static void test_resume(void)
 	CHECK_INT(rec, 2); /* this one, and the one test_intervals left for a re-walk */
 	CHECK_INT(q_int("SELECT count(*) FROM runs WHERE status = 'running'"), 0);
 	CHECK(store_run_begin(st, &run, &err) == 0);
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", &resume, &snap, &err) == 0);
 	CHECK_INT(snap.resumed_from, old);
 	CHECK_INT(snap.cs.page_no, 2);
 	CHECK_STR(snap.cs.next_token, "TOKEN-2");
@@ -235,14 +254,15 @@ static void test_resume(void)
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, p2, l2, 1, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
-	CHECK(store_snapshot_complete(st, &snap, accept_all, NULL, &t, &err) == 0);
+	CHECK(store_finalize_begin(st, &snap, 0, &t, &err) == 0);
+	CHECK(store_finalize_commit(st, &snap, STORE_CONSISTENT, &t, &err) == 0);
 	CHECK_INT(t.distinct, 3);
 	CHECK_INT(t.added, 3);
 	CHECK_INT(q_int("SELECT count(*) FROM snapshots WHERE error_message LIKE '%resumed by snapshot%'"), 1);
 	store_snap_release(&snap);
 
 	/* --restart drops a checkpoint */
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, p1, l1, 2, &err) == 0);
 	snap.cs.page_no = 5;
@@ -251,7 +271,7 @@ static void test_resume(void)
 	CHECK(store_snapshot_fail(st, &snap, "Interrupted", "x", NULL, 1, &err) == 0);
 	store_snap_release(&snap);
 	CHECK_INT(q_int(STAGE_H), 1);
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", 1, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_h", &restart, &snap, &err) == 0);
 	CHECK(snap.resumed_from == 0 && snap.discarded_from != 0);
 	CHECK_INT(snap.cs.page_no, 1);
 	CHECK_INT(q_int(STAGE_H), 0);
@@ -279,7 +299,7 @@ static void test_sorted_staging(void)
 	crawl(st, run, "GID_s", base, 3, &a, &r);
 
 	/* two pages in rising order: sorted stays on, the merge reads them as staged */
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_s", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_s", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, p1, l, 2, &err) == 0);
 	snap.cs.pages = 1;
@@ -291,14 +311,15 @@ static void test_sorted_staging(void)
 	CHECK_STR(buf_str(&snap.cs.last_id), "S@@@d");
 	CHECK(store_checkpoint(st, &snap, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
-	CHECK(store_snapshot_complete(st, &snap, accept_all, NULL, &t, &err) == 0);
+	CHECK(store_finalize_begin(st, &snap, 0, &t, &err) == 0);
+	CHECK(store_finalize_commit(st, &snap, STORE_CONSISTENT, &t, &err) == 0);
 	CHECK_INT(t.distinct, 4);
 	CHECK_INT(t.added, 2);   /* a, c */
 	CHECK_INT(t.removed, 1); /* f */
 	store_snap_release(&snap);
 
 	/* out of order: staging notices */
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_s", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_s", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, bad, l, 3, &err) == 0);
 	CHECK(snap.cs.sorted == 0);
@@ -307,7 +328,8 @@ static void test_sorted_staging(void)
 	snap.cs.pages = 1;
 	snap.cs.staged_ids = 3;
 	CHECK(store_commit(st, &err) == 0);
-	CHECK(store_snapshot_complete(st, &snap, accept_all, NULL, &t, &err) == 0);
+	CHECK(store_finalize_begin(st, &snap, 0, &t, &err) == 0);
+	CHECK(store_finalize_commit(st, &snap, STORE_CONSISTENT, &t, &err) == 0);
 	CHECK_INT(t.distinct, 3);
 	CHECK_INT(t.added, 0);
 	CHECK_INT(t.removed, 1); /* b */
@@ -383,11 +405,12 @@ static void test_dry_run(void)
 
 	CHECK(store_open(&st, path, STORE_DRYRUN, &err) == 0);
 	CHECK(store_run_begin(st, &run, &err) == 0);
-	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", 0, 3600, &snap, &err) == 0);
+	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_x", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, ids, lens, 2, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
-	CHECK(store_snapshot_complete(st, &snap, accept_all, NULL, &t, &err) == 0);
+	CHECK(store_finalize_begin(st, &snap, 0, &t, &err) == 0);
+	CHECK(store_finalize_commit(st, &snap, STORE_CONSISTENT, &t, &err) == 0);
 	CHECK_INT(t.added, 1);    /* z */
 	CHECK_INT(t.removed, 3);  /* b, c, d */
 	store_snap_release(&snap);
