@@ -177,6 +177,28 @@ static void put_comment_text(struct cs_buf *b, const char *s)
 		buf_puts(b, "...");
 }
 
+/* config/example.yaml, embedded at build time (cmake/embed_text.cmake). */
+extern const char example_yaml[];
+
+/* Every key of config/example.yaml after its database and credentials and before its
+ * instances: the defaults, with their comments, exactly as the example documents them. */
+static void put_example_settings(struct cs_buf *b)
+{
+	const char *start = strstr(example_yaml, "\ncredentials:\n");
+	const char *end = strstr(example_yaml, "\ninstances:\n");
+
+	if (!start || !end || end < start) {
+		/* the example changed shape: the loader check below still guards the file */
+		buf_puts(b, "\n");
+		return;
+	}
+	/* skip the credentials mapping: its key line and the indented lines under it */
+	start = strchr(start + 1, '\n') + 1;
+	while (*start == ' ')
+		start = strchr(start, '\n') + 1;
+	buf_append(b, start, (size_t)(end - start) + 1);
+}
+
 /* A profile name worth writing: printable, one line. */
 static int printable_line(const char *p)
 {
@@ -226,39 +248,8 @@ static void put_header(struct cs_buf *b, const struct init_args *a, const char *
 		buf_puts(b, "# credentials:\n"
 			 "#   profile: default          # or ALIBABA_CLOUD_PROFILE\n");
 	}
-	buf_puts(b,
-		 "\n"
-		 "# Prometheus node_exporter textfile, written atomically after every sync "
-		 "(optional).\n"
-		 "# metrics_file: /var/lib/node_exporter/textfile_collector/credsync.prom\n"
-		 "\n"
-		 "# A crawl that was killed or stopped is resumed by the next run unless its "
-		 "checkpoint is\n# older than this.\n"
-		 "checkpoint_max_age: 6h\n"
-		 "\n"
-		 "# Settings for every instance; any of them may be set again inside an instance.\n"
-		 "defaults:\n"
-		 "  page_size: 100              # 1..100 client IDs per request\n"
-		 "  qps: 20                     # ceiling of the request rate per endpoint\n"
-		 "  rate_control: adaptive      # adaptive: back off on throttling, creep back up; "
-		 "fixed\n"
-		 "  concurrency: 4              # requests in flight at once per instance (one per "
-		 "group)\n"
-		 "  signature: v3               # v3 (ACS3-HMAC-SHA256, current SDKs) or v1 "
-		 "(HMAC-SHA1)\n"
-		 "  timeout: { connect: 5s, request: 30s }\n"
-		 "  retry:\n"
-		 "    max_attempts: 8           # per page, for throttling and transient faults\n"
-		 "    base_delay: 1s            # exponential backoff with full jitter ...\n"
-		 "    max_delay: 30s            # ... capped here (x-acs-retry-after is honoured)\n"
-		 "    deadline: 15m             # the run's deadline: unfinished groups fail and "
-		 "resume later\n"
-		 "    budget: 500               # retry tokens per run (a retry costs 5, 10 after a "
-		 "timeout)\n"
-		 "  # ca_file: /etc/ssl/certs/ca-certificates.crt   # default: $CURL_CA_BUNDLE or "
-		 "the system's\n"
-		 "\n"
-		 "instances:\n");
+	put_example_settings(b);
+	buf_puts(b, "instances:\n");
 }
 
 /* One instance: written when its groups are known (or groups: all was asked and the

@@ -2,7 +2,12 @@
 http://{region}.localhost:PORT through $CREDSYNC_ENDPOINT_TEMPLATE (curl and credsync pin
 *.localhost to 127.0.0.1: no name is resolved, nothing leaves loopback), and the simulator
 serves each region only its own instances (--regions), so a config that syncs proves that
-every instance was written with the endpoint of its region."""
+every instance was written with the endpoint of its region.
+
+golden/init_one_region.yaml holds config/example.yaml's defaults (init embeds them): after
+changing the example, regenerate it with
+  CREDSYNC_UPDATE_GOLDEN=1 python3 tests/integration/test_init.py test_one_region_golden_loads_and_syncs
+and review the diff."""
 import os
 import re
 import signal
