@@ -93,7 +93,7 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
 	const struct cfg_settings *s = j->s;
 	struct api_error aerr;
 	struct log_ctx ctx = { 0 };
-	char detail[512];
+	char detail[512] = "";   /* parsers leave it unset for a service error */
 	enum api_result res;
 	enum retry_class cls = RETRY_TRANSIENT;
 	int64_t wait, retry_after = -1;
