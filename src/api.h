@@ -75,6 +75,24 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 				 char ***groups, size_t *ngroups, struct api_error *aerr,
 				 char *detail, size_t detail_len);
 
+/* One instance as ListInstances describes it; every string owned, "" when absent. */
+struct api_instance {
+	char *id;
+	char *name;
+	char *region;
+	char *status;    /* InstanceStatus, a number or a string, as text */
+	char *type;      /* InstanceType */
+};
+
+/* Parses a ListInstances response (a success body carries "Code": "200" and
+ * "Success": "true": the Instances list decides) into a malloc'd array (free with
+ * api_instances_free).  An instance id that is not a non-empty UTF-8 string of at most
+ * API_MAX_CLIENT_ID bytes, or holds \u0000, makes the body API_BAD_DATA. */
+enum api_result api_parse_instances(long http_status, const char *body, size_t len,
+				    struct api_instance **out, size_t *n, struct api_error *aerr,
+				    char *detail, size_t detail_len);
+void api_instances_free(struct api_instance *v, size_t n);
+
 /* Parses a JSON count: a string of digits or an integral number not above 2^53.
  * Returns 0 and the value, -1 when absent (NULL), -2 when present but not a count. */
 int api_parse_count(const cJSON *item, int64_t *out);

@@ -1122,7 +1122,7 @@ static int parse_endpoint(struct loader *ld, const struct node *n, char **out)
 	if (!tls && !util_host_is_loopback(host))
 		return fail(ld, n, "endpoint: plain http:// to %s is not allowed: TLS is required "
 			    "for non-loopback hosts (expected https://, or http:// only to "
-			    "localhost, 127.0.0.0/8 or [::1])",
+			    "localhost, *.localhost, 127.0.0.0/8 or [::1])",
 			    quote(host, strlen(host), q, sizeof(q)));
 	/* stored without the trailing slash and with the scheme in lower case, so that
 	 * "https://" + host can be compared and joined with paths as is */

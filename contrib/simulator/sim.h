@@ -91,7 +91,21 @@ struct sim_options {
 	double churn;
 	double list_group_qps;  /* 0: unlimited */
 	int verbose;
+	char **regions;         /* owned; --regions: instance i (by id) is in regions[i % n] */
+	size_t nregions;
+	struct sim_deny *denies;      /* owned; --deny */
+	size_t ndenies;
 };
+
+/* --deny ACTION[@SCOPE]: ACTION answers 403 Forbidden.RAM, in region or instance SCOPE
+ * only when given. */
+struct sim_deny {
+	char *action;           /* owned */
+	char *scope;            /* owned; NULL: everywhere */
+};
+
+/* The region when none is given with --regions. */
+#define SIM_DEFAULT_REGION "cn-hangzhou"
 
 /* ---- dataset (sim_data.c) ---- */
 
@@ -111,6 +125,7 @@ struct sim_group {
 
 struct sim_instance {
 	char *id;               /* owned */
+	const char *region;     /* points into sim_options.regions, or SIM_DEFAULT_REGION */
 	struct sim_group *groups;     /* owned, sorted by id */
 	size_t ngroups;
 };
@@ -247,6 +262,11 @@ struct sim_reply {
 	int64_t retry_after_ms;       /* <0: no header */
 	int64_t delay_ms;             /* sleep before answering */
 };
+
+/* The region the request was sent to, from its Host: "onsmqtt[-vpc].REGION.aliyuncs.com" or
+ * "REGION.localhost" (the name tests give each region); written to out (size outlen).
+ * Returns 0 when the host names no region (127.0.0.1: every region at once), else 1. */
+int sim_req_region(const struct sim_req *r, char *out, size_t outlen);
 
 /* The request's parameter (query or form body) or NULL. */
 const char *sim_param(const struct sim_req *r, const char *name);
