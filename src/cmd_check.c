@@ -17,16 +17,21 @@
 #include "discover.h"
 #include "plan.h"
 #include "store.h"
+#include "util.h"
 
-/* The AccessKeyId is not a secret, but it is masked as the aliyun CLI does. */
-static void masked_id(const char *id, char *out, size_t outlen)
+/* One identity: AccessKeyId masked, where from, and when it expires. */
+static void print_identity(const char *label, const struct creds *c)
 {
-	size_t len = strlen(id);
+	char id[64], exp[21];
 
-	if (len <= 8)
-		snprintf(out, outlen, "****");
-	else
-		snprintf(out, outlen, "%.4s****%s", id, id + len - 4);
+	creds_mask_id(c->access_key_id, id, sizeof(id));
+	printf("%s: %s: AccessKeyId %s%s from %s", label, c->identity, id,
+	       c->security_token ? " with an STS token" : "", c->source);
+	if (c->expiration) {
+		util_format_utc(c->expiration, exp);
+		printf(", expires %s", exp);
+	}
+	putchar('\n');
 }
 
 static size_t count_groups(const struct config *cfg, int *discovered)
@@ -43,7 +48,7 @@ static size_t count_groups(const struct config *cfg, int *discovered)
 	return n;
 }
 
-static int check_online(const struct config *cfg, const struct creds *creds,
+static int check_online(const struct config *cfg, struct creds *creds,
 			struct cs_error *err)
 {
 	struct http_client *http = NULL;
@@ -142,7 +147,7 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	struct creds creds;
 	struct stat sb;
 	const char *db;
-	char id[64];
+	char meta[512];
 	int online = 0, c, ret = -1, discovered;
 	size_t ngroups;
 
@@ -175,11 +180,12 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 		printf("database: %s (%s)\n", db, stat(db, &sb) == 0 ? "exists" : "created by the first sync");
 	else
 		printf("database: not set: add 'database' to the config or pass -d\n");
+	creds_metadata_status(meta, sizeof(meta));
+	printf("metadata service: %s\n", meta);
+	creds_set_stop(&cli_stop_signal);
 	if (creds_resolve(&creds, cfg->profile, err) < 0)
 		goto out;
-	masked_id(creds.access_key_id, id, sizeof(id));
-	printf("credentials: AccessKeyId %s%s from %s\n", id,
-	       creds.security_token ? " with an STS token" : "", creds.source);
+	print_identity("credentials", &creds);
 	if (!online) {
 		ret = CMD_OK;
 		goto out;

@@ -238,9 +238,10 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		free(targets);
 		targets = NULL;
 	}
+	creds_set_stop(&cli_stop_signal);
 	if (creds_resolve(&creds, cfg->profile, err) < 0)
 		goto out;
-	log_msg(LOG_DEBUG, NULL, "credentials from %s", creds.source);
+	log_msg(LOG_DEBUG, NULL, "credentials from %s (%s)", creds.source, creds.identity);
 	if (http_client_new(&http, err) < 0)
 		goto out;
 

@@ -58,6 +58,8 @@ struct job {
 	int attempt;                  /* failed attempts of the current page */
 	int64_t retry_spent;          /* budget spent on the current page's retries */
 	char *sent_token;             /* the NextToken of the request in flight */
+	uint64_t sent_cred_gen;       /* the credentials' generation that signed it */
+	int cred_retried;             /* the current page was retried for expired credentials */
 	int64_t walk_pages;           /* pages of the current walk (for the paging guard) */
 	int64_t max_total;            /* the largest Total seen in this walk */
 	int64_t skipped;              /* IDs skipped in this walk */
@@ -69,7 +71,7 @@ struct job {
 struct crawl {
 	struct store *st;
 	struct http_client *http;
-	const struct creds *creds;
+	struct creds *creds;
 	const struct crawl_opts *opts;
 	struct crawl_totals *totals;
 	struct job *jobs;
@@ -248,15 +250,36 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 	return 0;
 }
 
+/* The identity the job's instance signs with. */
+static struct creds *job_creds(struct crawl *c, const struct job *j)
+{
+	struct creds *cr = NULL;
+
+	if (c->opts->creds_for)
+		cr = c->opts->creds_for(c->opts->creds_arg, j->t->inst);
+	return cr ? cr : c->creds;
+}
+
 static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct sign_param p[5];
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *headers = NULL;
+	struct creds *cr = job_creds(c, j);
+	struct cs_error cerr = { 0 };
 	char page_no[24], page_size[24];
 	size_t np = 0;
 	int ret = -1;
+
+	/* temporary credentials are renewed here, between requests; the three strings change
+	 * together, and requests already signed keep the set they were signed with */
+	if (creds_fresh(cr, 0, &cerr) < 0) {
+		if (cerr.kind != CS_ERR_INTERRUPTED)
+			job_fail(c, j, "CredentialsExpired", NULL, 1, "%s", cerr.msg);
+		return 0;
+	}
+	j->sent_cred_gen = cr->generation;
 
 	snprintf(page_no, sizeof(page_no), "%" PRId64, j->snap.cs.page_no);
 	snprintf(page_size, sizeof(page_size), "%d", inst->s.page_size);
@@ -268,7 +291,7 @@ static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 		p[np++] = (struct sign_param){ "NextToken", j->snap.cs.next_token };
 	if (api_build_request(&url, &headers, http_endpoint_url(j->ep->http),
 			      http_endpoint_host(j->ep->http), "POST",
-			      "ListDeviceCredentialClientId", p, np, c->creds, inst->s.signature,
+			      "ListDeviceCredentialClientId", p, np, cr, inst->s.signature,
 			      err) < 0)
 		goto out;
 	free(j->sent_token);
@@ -526,6 +549,7 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 			     sizeof(detail));
 	switch (res) {
 	case API_OK:
+		j->cred_retried = 0;
 		rc = job_page(c, j, &page, err);
 		api_page_release(&page);
 		return rc;
@@ -539,6 +563,28 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 		break;
 	}
 
+	if ((!strcmp(aerr.code, "InvalidSecurityToken.Expired") ||
+	     !strcmp(aerr.code, "InvalidSecurityToken.MismatchWithAccessKey")) && !j->cred_retried &&
+	    job_creds(c, j)->prov) {
+		struct creds *cr = job_creds(c, j);
+		struct cs_error cerr = { 0 };
+		struct log_ctx ctx;
+
+		/* the service thinks they expired (clock skew, early revocation): renew once, unless
+		 * another page already did since this one was signed, and send the page again */
+		j->cred_retried = 1;
+		job_ctx(j, &ctx);
+		ctx.run = c->opts->run_id;
+		ctx.code = aerr.code;
+		log_msg(LOG_INFO, &ctx, "%s: renewing the credentials and sending the page again",
+			aerr.code);
+		if (cr->generation == j->sent_cred_gen && creds_fresh(cr, 1, &cerr) < 0 &&
+		    cerr.kind != CS_ERR_INTERRUPTED) {
+			job_fail(c, j, "CredentialsExpired", aerr.request_id, 1, "%s", cerr.msg);
+			return 0;
+		}
+		return 0;  /* J_READY: the page goes out again with the renewed set */
+	}
 	cls = retry_classify_code(aerr.code);
 	/* 5xx are retried whatever the Code says */
 	if (cls == FAIL_GROUP && r->status >= 500)
@@ -750,7 +796,7 @@ static void stop_all(struct crawl *c, const char *code, int keep, const char *wh
 			job_fail(c, &c->jobs[i], code, NULL, keep, "%s", why);
 }
 
-int crawl_run(struct store *st, struct http_client *http, const struct creds *creds,
+int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 	      const struct crawl_target *targets, size_t n, const struct crawl_opts *opts,
 	      struct crawl_result *results, struct crawl_totals *totals, struct cs_error *err)
 {

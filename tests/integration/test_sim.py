@@ -755,7 +755,7 @@ def test_stats_counters():
         eq(st["by_code"], {"InternalError": 1, "SignatureDoesNotMatch": 1}, "by_code")
         eq(st["faults"], {"InternalError": 1}, "faults")
         sim.reset_stats()
-        eq(sim.stats(), {"requests": 0, "rpc_requests": 0, "pages": 0, "throttled": 0,
+        eq(sim.stats(), {"requests": 0, "rpc_requests": 0, "pages": 0, "throttled": 0, "issued": 0,
                          "by_action": {}, "by_code": {}, "faults": {}}, "after reset")
 
 
