@@ -344,6 +344,11 @@ static int fetch_ecs(struct creds_provider *p, struct creds *out, struct cs_erro
 				     "no RAM role is attached to this instance", base);
 			goto out;
 		}
+		/* renewals ask for the same role */
+		if (!(p->role_name = strdup(role))) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
 		buf_reset(&body);
 	}
 	buf_reset(&url);

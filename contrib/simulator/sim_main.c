@@ -90,7 +90,7 @@ static const char usage_text[] =
 	"Control (unsigned): POST /_sim/mutate?add=N&remove=N[&instance=I][&group=G],\n"
 	"GET /_sim/stats, POST /_sim/reset-stats, GET /_sim/dump,\n"
 	"GET /_sim/credentials-uri[?mode=garbage|fail|missing|past],\n"
-	"POST /_sim/identity-fail?count=N&code=CODE.\n"
+	"POST /_sim/identity-fail?count=N&code=CODE, POST /_sim/expire-all, GET /_sim/issued.\n"
 	"\n"
 	"Exit status: 0 after SIGTERM or SIGINT, 64 usage error, 65 invalid dataset,\n"
 	"66 unreadable dataset, 1 any other failure.\n";

@@ -7,7 +7,9 @@
  * Every issuance mints real temporary credentials into a ring (SIM_MAX_TEMPS): the RPC side
  * accepts them (sim_key_lookup) with their own SecurityToken until they expire, then answers
  * InvalidSecurityToken.Expired.  --credential-lifetime shortens their life for tests.
- * POST /_sim/identity-fail?count=N&code=CODE makes the next N issuances fail with CODE.
+ * POST /_sim/identity-fail?count=N&code=CODE makes the next N issuances fail with CODE;
+ * POST /_sim/expire-all expires every issued set now; GET /_sim/issued lists the secrets and
+ * tokens handed out (for the tests' scans of what credsync wrote).
  */
 #include "sim.h"
 
@@ -429,6 +431,41 @@ int sim_sts_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 {
 	if (!strcmp(r->url, "/_sim/credentials-uri")) {
 		credentials_uri(s, r, rep);
+		return 1;
+	}
+	if (!strcmp(r->url, "/_sim/expire-all")) {
+		size_t i;
+
+		/* a revocation, or a clock the client disagrees with: every issued set dies now */
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < s->ntemps; i++)
+			s->temps[i].expires = util_now_epoch() - 1;
+		pthread_mutex_unlock(&s->lock);
+		buf_reset(&r->out);
+		buf_puts(&r->out, "{\"expired\":true}\n");
+		rep->status = 200;
+		rep->content_type = "application/json";
+		return 1;
+	}
+	if (!strcmp(r->url, "/_sim/issued")) {
+		size_t i;
+
+		/* for the tests' secret scans: every secret and token handed out, and the IMDS tokens */
+		buf_reset(&r->out);
+		buf_puts(&r->out, "{\"secrets\":[");
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < s->ntemps; i++)
+			buf_printf(&r->out, "%s\"%s\",\"%s\"", i ? "," : "", s->temps[i].secret,
+				   s->temps[i].token);
+		buf_puts(&r->out, "],\"imds_tokens\":[");
+		for (i = 0; i < SIM_IMDS_TOKENS; i++)
+			if (s->imds_tokens[i][0])
+				buf_printf(&r->out, "%s\"%s\"", r->out.data[r->out.len - 1] == '[' ? "" : ",",
+					   s->imds_tokens[i]);
+		pthread_mutex_unlock(&s->lock);
+		buf_puts(&r->out, "]}\n");
+		rep->status = 200;
+		rep->content_type = "application/json";
 		return 1;
 	}
 	if (!strcmp(r->url, "/_sim/identity-fail")) {

@@ -1,0 +1,456 @@
+"""No long-lived keys: every identity provider end to end against credsync-sim (which plays
+STS, the ECS metadata service and a credentials URI on its own listener), the faults of
+issue 10, renewal of short-lived credentials during a crawl, the default chain's error, and
+the temporary secrets and tokens appearing nowhere.
+
+The network rule: every environment here either disables the metadata provider or points
+CREDSYNC_METADATA_ENDPOINT at the simulator; STS is always ALIBABA_CLOUD_STS_ENDPOINT=sim."""
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import cs
+import harness
+from harness import Sim
+
+ROLE = "acs:ram::1234567890123456:role/credsync-reader"
+ROLE2 = "acs:ram::2222222222222222:role/credsync-second"
+OIDC_PROVIDER = "acs:ram::1234567890123456:oidc-provider/ack-rrsa"
+
+
+def base_env(d, extra=None):
+    """No credentials, HOME in d, the metadata provider off."""
+    env = cs.clean_env({"HOME": d})
+    env.pop("CREDSYNC_METADATA_ENDPOINT", None)
+    env.update(extra or {})
+    return env
+
+
+def imds_env(d, sim, extra=None):
+    """The ECS RAM role from the simulator: metadata enabled, but pointed at loopback."""
+    env = base_env(d, {"CREDSYNC_METADATA_ENDPOINT": sim.endpoint})
+    env.pop("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+    env.update(extra or {})
+    return env
+
+
+def write_private(path, text, mode=0o600):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def cfg_for(sim, d, groups=("GID_sim_1", "GID_sim_2"), top="", extra_yaml="", name="c.yaml",
+            instances=None):
+    db = os.path.join(d, "inv.db")
+    insts = instances or [{"id": "mqtt-sim-1", "endpoint": sim.endpoint, "groups": list(groups),
+                           "yaml": extra_yaml}]
+    cfg = cs.write_config(os.path.join(d, name), insts, database=db, extra=top,
+                          defaults={"qps": 1000, "concurrency": 4, "retry": cs.FAST_RETRY})
+    return cfg, db
+
+
+def run(args, env, timeout=600):
+    return cs.run(args, env=env, timeout=timeout)
+
+
+def groups_of(sim):
+    return [("mqtt-sim-1", g) for g in sim.dump()["instances"]["mqtt-sim-1"]["groups"]]
+
+
+def ini_role(d, sim, role=ROLE, extra=""):
+    ini = os.path.join(d, ".alibabacloud", "credentials")
+    write_private(ini, "[default]\ntype = ram_role_arn\naccess_key_id = testid\n"
+                       "access_key_secret = %s\nrole_arn = %s\nrole_session_name = it\n%s"
+                  % (cs.SECRET, role, extra))
+    return ini
+
+
+# ---- ECS RAM role ----
+
+def test_ecs_ram_role():
+    d = harness.tmpdir()
+    with Sim("--devices", "150") as sim:
+        cfg, db = cfg_for(sim, d)
+        p = run(["-c", cfg, "check"], imds_env(d, sim))
+        cs.expect(p, 0, "check")
+        assert "ecs_ram_role credsync-ecs STS." in p.stdout, p.stdout
+        assert "ECS RAM role from %s" % sim.endpoint in p.stdout and "expires 20" in p.stdout
+        cs.expect(run(["-c", cfg, "sync"], imds_env(d, sim)), 0, "sync")
+        cs.assert_inventory(db, sim, groups_of(sim))
+        # the role named instead of discovered
+        p = run(["-c", cfg, "check"], imds_env(d, sim, {"ALIBABA_CLOUD_ECS_METADATA": "credsync-ecs"}))
+        cs.expect(p, 0)
+        p = run(["-c", cfg, "check"], imds_env(d, sim, {"ALIBABA_CLOUD_ECS_METADATA": "other"}))
+        cs.expect(p, 77, "a role that is not attached")
+        assert "'other'" in p.stderr and "not attached" in p.stderr, p.stderr
+        # an ecs_ram_role profile
+        write_private(os.path.join(d, ".alibabacloud", "credentials"),
+                      "[default]\ntype = ecs_ram_role\nrole_name = credsync-ecs\n")
+        p = run(["-c", cfg, "sync"], base_env(d, {"CREDSYNC_METADATA_ENDPOINT": sim.endpoint}))
+        cs.expect(p, 0, "ecs_ram_role profile")
+        os.remove(os.path.join(d, ".alibabacloud", "credentials"))
+
+
+def test_imds_modes():
+    d = harness.tmpdir()
+    # hardened instance: v1 refused; we never need it
+    with Sim("--imds", "v2-only") as sim:
+        cfg, _ = cfg_for(sim, d)
+        cs.expect(run(["-c", cfg, "sync"], imds_env(d, sim, {"ALIBABA_CLOUD_IMDSV1_DISABLED": "true"})), 0)
+    # no token service (an old proxy): falls back to v1 unless v1 is disabled
+    with Sim("--imds", "v1-only") as sim:
+        cfg, _ = cfg_for(sim, d)
+        p = run(["-c", cfg, "-vv", "sync"], imds_env(d, sim))
+        cs.expect(p, 0, "v1 fallback")
+        assert "falling back to IMDSv1" in p.stderr, p.stderr
+        p = run(["-c", cfg, "sync"], imds_env(d, sim, {"ALIBABA_CLOUD_IMDSV1_DISABLED": "true"}))
+        cs.expect(p, 77, "v1 disabled")
+        assert "ALIBABA_CLOUD_IMDSV1_DISABLED=true forbids" in p.stderr, p.stderr
+    # no role attached
+    with Sim("--imds-role", "") as sim:
+        cfg, _ = cfg_for(sim, d)
+        p = run(["-c", cfg, "check"], imds_env(d, sim))
+        cs.expect(p, 77)
+        assert "no RAM role is attached" in p.stderr, p.stderr
+
+
+def test_metadata_absent_fails_fast():
+    """A listener that never answers: the chain gives up on it in about a second."""
+    d = harness.tmpdir()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    try:
+        with Sim() as sim:
+            cfg, _ = cfg_for(sim, d)
+            env = base_env(d, {"CREDSYNC_METADATA_ENDPOINT": "http://127.0.0.1:%d" % s.getsockname()[1]})
+            env.pop("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+            t0 = time.monotonic()
+            p = run(["-c", cfg, "check"], env)
+            took = time.monotonic() - t0
+            cs.expect(p, 77)
+            assert "did not answer" in p.stderr and "ALIBABA_CLOUD_ECS_METADATA_DISABLED" in p.stderr, p.stderr
+            assert took < 4.0 * float(os.environ.get("CREDSYNC_TIMEOUT_SCALE", "1")), took
+            # plain http to a non-loopback metadata proxy is refused (never contacted)
+            env["CREDSYNC_METADATA_ENDPOINT"] = "http://192.0.2.1"
+            p = run(["-c", cfg, "check"], env)
+            cs.expect(p, 77)
+            assert "plain http is allowed only to loopback" in p.stderr, p.stderr
+    finally:
+        s.close()
+
+
+def test_default_metadata_address():
+    """Without the harness's settings, the provider would ask 100.100.100.200 (shown by check,
+    which stops at the environment AccessKey and so never connects); with them it is off."""
+    d = harness.tmpdir()
+    with Sim() as sim:
+        cfg, _ = cfg_for(sim, d)
+        env = cs.cred_env()
+        env.pop("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+        env.pop("CREDSYNC_METADATA_ENDPOINT", None)
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "metadata service: http://100.100.100.200 (enabled)" in p.stdout, p.stdout
+        assert "environment (ALIBABA_CLOUD_ACCESS_KEY_ID)" in p.stdout
+        # what every test runs with
+        for e in (cs.cred_env(), cs.clean_env()):
+            assert e.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED") == "true"
+        p = run(["-c", cfg, "check"], cs.cred_env())
+        assert "metadata service: http://100.100.100.200 (disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED)" in p.stdout, p.stdout
+
+
+# ---- RAM role ARN ----
+
+def test_ram_role_arn():
+    d = harness.tmpdir()
+    with Sim("--devices", "120", "--role", ROLE, "--role", ROLE2 + "#audit-2026",
+             "--deny-role", "acs:ram::1:role/denied") as sim:
+        cfg, db = cfg_for(sim, d)
+        ini = ini_role(d, sim)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "ram_role_arn %s" % ROLE in p.stdout and "role assumed from" in p.stdout, p.stdout
+        cs.expect(run(["-c", cfg, "sync"], env), 0)
+        cs.assert_inventory(db, sim, groups_of(sim))
+        assert sim.stats()["by_action"].get("AssumeRole", 0) >= 2
+        # ExternalId required by the second role
+        ini_role(d, sim, ROLE2)
+        p = run(["-c", cfg, "sync"], env)
+        cs.expect(p, 77, "no ExternalId")
+        assert "NoPermission" in p.stderr and "request " in p.stderr, p.stderr
+        ini_role(d, sim, ROLE2, "external_id = audit-2026\n")
+        cs.expect(run(["-c", cfg, "sync"], env), 0, "with ExternalId")
+        # denied and unknown roles: Code, Message, RequestId
+        for role, code in (("acs:ram::1:role/denied", "NoPermission"),
+                           ("acs:ram::1:role/nope", "EntityNotExist.Role")):
+            ini_role(d, sim, role)
+            p = run(["-c", cfg, "sync"], env)
+            cs.expect(p, 77, code)
+            assert code in p.stderr and re.search(r"request [0-9A-F-]{36}", p.stderr), p.stderr
+            assert role in p.stderr
+        # duration out of bounds in the profile
+        ini_role(d, sim, ROLE, "role_session_expiration = 60\n")
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "900..43200" in p.stderr, p.stderr
+        # throttled twice, then granted
+        ini_role(d, sim, ROLE)
+        sim.control("POST", "/_sim/identity-fail", {"count": 2, "code": "Throttling.User"})
+        p = run(["-c", cfg, "-v", "sync"], env)
+        cs.expect(p, 0, "throttled STS")
+        assert p.stderr.count("Throttling.User") == 2, p.stderr
+        os.remove(ini)
+
+
+def test_chain_of_two_roles():
+    d = harness.tmpdir()
+    with Sim("--role", ROLE, "--role", ROLE2) as sim:
+        cfg, db = cfg_for(sim, d)
+        write_private(os.path.join(d, ".aliyun", "config.json"), json.dumps({
+            "current": "second", "profiles": [
+                {"name": "base", "mode": "AK", "access_key_id": "testid", "access_key_secret": cs.SECRET},
+                {"name": "first", "mode": "ChainableRamRoleArn", "source_profile": "base",
+                 "ram_role_arn": ROLE, "ram_session_name": "one"},
+                {"name": "second", "mode": "ChainableRamRoleArn", "source_profile": "first",
+                 "ram_role_arn": ROLE2, "ram_session_name": "two", "expired_seconds": 900}]}))
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+        sim.reset_stats()
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "ram_role_arn %s" % ROLE2 in p.stdout, p.stdout
+        assert sim.stats()["by_action"].get("AssumeRole") == 2
+        cs.expect(run(["-c", cfg, "sync"], env), 0)
+        # a loop of source profiles is an error, not a hang
+        write_private(os.path.join(d, ".aliyun", "config.json"), json.dumps({
+            "current": "a", "profiles": [
+                {"name": "a", "mode": "ChainableRamRoleArn", "source_profile": "b", "ram_role_arn": ROLE},
+                {"name": "b", "mode": "ChainableRamRoleArn", "source_profile": "a", "ram_role_arn": ROLE}]}))
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "a loop?" in p.stderr, p.stderr
+        # an unknown mode names the file, the profile and the value
+        write_private(os.path.join(d, ".aliyun", "config.json"), json.dumps({
+            "current": "x", "profiles": [{"name": "x", "mode": "CloudSSO"}]}))
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "profile 'x'" in p.stderr and "config.json" in p.stderr and "'CloudSSO'" in p.stderr, p.stderr
+        os.remove(os.path.join(d, ".aliyun", "config.json"))
+
+
+# ---- OIDC ----
+
+def test_oidc():
+    d = harness.tmpdir()
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("eyJ.first.token\n")
+    with Sim("--devices", "400", "--oidc-token-file", tok, "--credential-lifetime", "2",
+             "--page-cap", "10", "--latency", "25") as sim:
+        cfg, db = cfg_for(sim, d, extra_yaml="concurrency: 1")
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint,
+                           "ALIBABA_CLOUD_ROLE_ARN": ROLE,
+                           "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": OIDC_PROVIDER,
+                           "ALIBABA_CLOUD_OIDC_TOKEN_FILE": tok})
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "oidc_role_arn %s" % ROLE in p.stdout, p.stdout
+
+        # the platform rotates the token mid-run: the next renewal must read the new one
+        def rotate():
+            time.sleep(1.0)
+            with open(tok + ".new", "w") as f:
+                f.write("eyJ.second.token")
+            os.rename(tok + ".new", tok)
+        th = threading.Thread(target=rotate)
+        th.start()
+        p = run(["-c", cfg, "-v", "sync"], env)
+        th.join()
+        cs.expect(p, 0, "oidc with rotation")
+        assert p.stderr.count("credentials renewed") >= 2, p.stderr
+        cs.assert_inventory(db, sim, groups_of(sim))
+        # empty and missing token files
+        with open(tok, "w") as f:
+            f.write("")
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "is empty" in p.stderr, p.stderr
+        os.remove(tok)
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "OIDC token file %s" % tok in p.stderr, p.stderr
+        # a token the service does not accept
+        with open(tok, "w") as f:
+            f.write("eyJ.current")
+        stale = os.path.join(d, "stale-token")
+        with open(stale, "w") as f:
+            f.write("eyJ.stale")
+        p = run(["-c", cfg, "check"], dict(env, ALIBABA_CLOUD_OIDC_TOKEN_FILE=stale))
+        cs.expect(p, 77)
+        assert "AuthenticationFail.OIDCToken.Invalid" in p.stderr, p.stderr
+
+
+# ---- credentials URI ----
+
+def test_credentials_uri():
+    d = harness.tmpdir()
+    with Sim() as sim:
+        cfg, db = cfg_for(sim, d)
+        uri = sim.endpoint + "/_sim/credentials-uri"
+        env = base_env(d, {"ALIBABA_CLOUD_CREDENTIALS_URI": uri})
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "credentials_uri STS." in p.stdout, p.stdout
+        cs.expect(run(["-c", cfg, "sync"], env), 0)
+        for mode, want in (("garbage", "not JSON"), ("fail", "Code is 'Forbidden'"),
+                           ("missing", "lacks AccessKeySecret"), ("past", "expired at 2001-01-01T00:00:00Z")):
+            p = run(["-c", cfg, "check"], base_env(d, {"ALIBABA_CLOUD_CREDENTIALS_URI": uri + "?mode=" + mode}))
+            cs.expect(p, 77, mode)
+            assert want in p.stderr, (mode, p.stderr)
+        # a credentials_uri profile
+        write_private(os.path.join(d, ".alibabacloud", "credentials"),
+                      "[default]\ntype = credentials_uri\ncredentials_uri = %s\n" % uri)
+        cs.expect(run(["-c", cfg, "sync"], base_env(d)), 0)
+        os.remove(os.path.join(d, ".alibabacloud", "credentials"))
+
+
+# ---- the chain ----
+
+def test_chain_error_lists_every_source():
+    d = harness.tmpdir()
+    with Sim() as sim:
+        cfg, _ = cfg_for(sim, d)
+        p = run(["-c", cfg, "check"], base_env(d))
+        cs.expect(p, 77)
+        for what in ("environment: ALIBABA_CLOUD_ACCESS_KEY_ID is not set",
+                     "OIDC: ALIBABA_CLOUD_ROLE_ARN is not set",
+                     "config.json: %s/.aliyun/config.json does not exist" % d,
+                     "credentials file: %s/.alibabacloud/credentials does not exist" % d,
+                     "ECS RAM role: ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
+                     "credentials URI: ALIBABA_CLOUD_CREDENTIALS_URI is not set"):
+            assert what in p.stderr, (what, p.stderr)
+        # the order of IDENTITY.md: the environment wins over a profile, OIDC over files
+        assert p.stderr.index("environment") < p.stderr.index("OIDC") < p.stderr.index("config.json") \
+            < p.stderr.index("credentials file") < p.stderr.index("ECS RAM role") < p.stderr.index("credentials URI")
+
+
+# ---- renewal during a crawl ----
+
+def test_refresh_during_crawl():
+    """Credentials living 2 s through a crawl of several seconds: renewed between requests,
+    one renewal failing on the way, every page kept."""
+    d = harness.tmpdir()
+    devices = cs.scale(3000, 300)
+    with Sim("--groups", "4", "--devices", str(devices), "--credential-lifetime", "2",
+             "--page-cap", "20", "--latency", "20") as sim:
+        cfg, db = cfg_for(sim, d, groups=["GID_sim_%d" % i for i in range(1, 5)])
+        ini_role(d, sim)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+
+        def fail_once():
+            time.sleep(1.5)
+            sim.control("POST", "/_sim/identity-fail", {"count": 1, "code": "InternalError"})
+        th = threading.Thread(target=fail_once)
+        th.start()
+        t0 = time.monotonic()
+        p = run(["-c", cfg, "-v", "sync"], env)
+        took = time.monotonic() - t0
+        th.join()
+        cs.expect(p, 0, "sync on 2 s credentials")
+        renewals = p.stderr.count("credentials renewed")
+        print("refresh: %d renewals in %.1f s" % (renewals, took))
+        assert renewals >= min(3, int(took / 2)), p.stderr[-3000:]
+        cs.assert_inventory(db, sim, groups_of(sim))
+        assert sim.stats()["by_code"].get("InvalidSecurityToken.Expired", 0) == 0, sim.stats()
+
+
+def test_expired_page_forces_one_renewal():
+    d = harness.tmpdir()
+    with Sim("--groups", "2", "--devices", "400", "--page-cap", "10", "--latency", "30") as sim:
+        cfg, db = cfg_for(sim, d, extra_yaml="concurrency: 1")
+        ini_role(d, sim)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+
+        def revoke():
+            time.sleep(0.8)
+            sim.control("POST", "/_sim/expire-all")
+        th = threading.Thread(target=revoke)
+        th.start()
+        p = run(["-c", cfg, "-v", "sync"], env)
+        th.join()
+        cs.expect(p, 0, "sync with credentials revoked mid-run")
+        assert "InvalidSecurityToken.Expired: renewing the credentials and sending the page again" in p.stderr, p.stderr
+        assert sim.stats()["by_code"].get("InvalidSecurityToken.Expired", 0) >= 1
+        cs.assert_inventory(db, sim, groups_of(sim))
+
+
+def test_renewal_impossible_fails_groups():
+    d = harness.tmpdir()
+    with Sim("--groups", "2", "--devices", "300", "--credential-lifetime", "1", "--page-cap", "10",
+             "--latency", "40") as sim:
+        cfg, db = cfg_for(sim, d, extra_yaml="concurrency: 1")
+        ini_role(d, sim)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+
+        def deny():
+            time.sleep(0.3)
+            sim.control("POST", "/_sim/identity-fail", {"count": 1000, "code": "NoPermission"})
+        th = threading.Thread(target=deny)
+        th.start()
+        p = run(["-c", cfg, "sync"], env)
+        th.join()
+        assert p.returncode in (1, 77), p.returncode
+        assert "CredentialsExpired" in p.stderr and "NoPermission" in p.stderr, p.stderr
+        snaps = cs.snapshots(db)
+        assert snaps and all(s["status"] != "complete" for s in snaps[-2:]), snaps
+
+
+# ---- secrets ----
+
+def test_temporary_secrets_appear_nowhere():
+    d = harness.tmpdir()
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("eyJ.oidc.secret-token-value")
+    prom = os.path.join(d, "m.prom")
+    with Sim("--groups", "2", "--devices", "200", "--oidc-token-file", tok,
+             "--credential-lifetime", "2", "--page-cap", "20", "--latency", "20") as sim:
+        cfg, db = cfg_for(sim, d, top="metrics_file: %s\n" % prom)
+        outputs = []
+        envs = [imds_env(d, sim),
+                base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint, "ALIBABA_CLOUD_ROLE_ARN": ROLE,
+                             "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": OIDC_PROVIDER,
+                             "ALIBABA_CLOUD_OIDC_TOKEN_FILE": tok}),
+                base_env(d, {"ALIBABA_CLOUD_CREDENTIALS_URI": sim.endpoint + "/_sim/credentials-uri"})]
+        for env in envs:
+            for args in (["-vvv", "sync"], ["--log-format", "json", "-vvv", "sync"],
+                         ["-vvv", "check", "--online"], ["snapshots"]):
+                p = run(["-c", cfg] + args, env)
+                outputs.append(p.stdout + p.stderr)
+        issued = sim.control("GET", "/_sim/issued")
+        needles = issued["secrets"] + issued["imds_tokens"] + ["eyJ.oidc.secret-token-value"]
+        assert len(issued["secrets"]) >= 12, issued
+        blob = "\n".join(outputs)
+        for n in needles:
+            assert n not in blob, "a temporary secret or token was printed"
+        files = [f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f)) and f != "token"]
+        assert any(f.startswith("inv.db") for f in files), files
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                data = fh.read()
+            for n in needles:
+                assert n.encode() not in data, "a temporary secret or token is in %s" % f
+
+
+if __name__ == "__main__":
+    cs.main([test_ecs_ram_role, test_imds_modes, test_metadata_absent_fails_fast,
+             test_default_metadata_address, test_ram_role_arn, test_chain_of_two_roles, test_oidc,
+             test_credentials_uri, test_chain_error_lists_every_source, test_refresh_during_crawl,
+             test_expired_page_forces_one_renewal, test_renewal_impossible_fails_groups,
+             test_temporary_secrets_appear_nowhere])
