@@ -276,7 +276,8 @@ static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 	 * together, and requests already signed keep the set they were signed with */
 	if (creds_fresh(cr, 0, &cerr) < 0) {
 		if (cerr.kind != CS_ERR_INTERRUPTED)
-			job_fail(c, j, "CredentialsExpired", NULL, 1, "%s", cerr.msg);
+			job_fail(c, j, cr->access_key_id ? "CredentialsExpired" : "CredentialsUnavailable",
+				 NULL, 1, "%s", cerr.msg);
 		return 0;
 	}
 	j->sent_cred_gen = cr->generation;

@@ -148,6 +148,9 @@ int creds_fresh(struct creds *c, int force, struct cs_error *err)
 	struct cs_error e = { 0 };
 	char exp[21], who[256];
 
+	if (!c->access_key_id && !c->prov)
+		return cs_error_set(err, CS_ERR_CREDENTIALS, "%s",
+				    c->last_error[0] ? c->last_error : "no credentials");
 	if (!c->prov)
 		return 0;
 	left = c->expiration - now;
@@ -318,7 +321,7 @@ static int default_session(char **out, const char *given, struct cs_error *err)
 
 static int make_role_arn(struct creds *out, struct creds *base, int own_base, const char *arn,
 			 const char *session, const char *ext, const char *policy,
-			 int64_t duration, const char *sts_ep, const char *region,
+			 int64_t duration, const char *sts_ep, const char *region, int vpc,
 			 const char *source, struct cs_error *err)
 {
 	struct creds_provider *p = provider_new(CREDS_ROLE_ARN, err);
@@ -335,7 +338,7 @@ static int make_role_arn(struct creds *out, struct creds *base, int own_base, co
 	p->duration_s = duration > 0 ? duration : 3600;
 	if (dup_opt(&p->role_arn, arn, err) < 0 || default_session(&p->session_name, session, err) < 0 ||
 	    dup_opt(&p->external_id, ext, err) < 0 || dup_opt(&p->policy, policy, err) < 0 ||
-	    sts_url(&p->sts_url, sts_ep, region, 0, err) < 0) {
+	    sts_url(&p->sts_url, sts_ep, region, vpc, err) < 0) {
 		provider_free(p);
 		return -1;
 	}
@@ -633,7 +636,8 @@ static int from_fields(struct creds *c, const struct fields *f, int depth, struc
 			return make_role_arn(c, base, 1, arn,
 					     fget(f, ini ? "role_session_name" : "ram_session_name"),
 					     fget(f, "external_id"), fget(f, "policy"), dur,
-					     fget(f, "sts_endpoint"), fget(f, "sts_region"), src2, err);
+					     fget(f, "sts_endpoint"), fget(f, "sts_region"), 0, src2,
+					     err);
 		}
 fail:
 		creds_release(base);
@@ -930,7 +934,11 @@ int creds_resolve_spec(struct creds *out, const struct creds_spec *spec, struct 
 		return cs_error_set(err, CS_ERR_CREDENTIALS,
 				    "a credentials map needs profile or role_arn");
 	snprintf(src, sizeof(src), "role %s assumed from %s", spec->role_arn, b->source);
-	return make_role_arn(out, b, b != base, spec->role_arn, spec->role_session_name,
-			     spec->external_id, spec->policy, spec->duration_s, spec->sts_endpoint,
-			     NULL, src, err);
+	if (make_role_arn(out, b, b != base, spec->role_arn, spec->role_session_name,
+			  spec->external_id, spec->policy, spec->duration_s, spec->sts_endpoint,
+			  spec->vpc ? spec->region : NULL, spec->vpc, src, err) < 0) {
+		creds_release(out);
+		return -1;
+	}
+	return 0;
 }

@@ -55,6 +55,8 @@ struct creds_spec {
 	int64_t duration_s;       /* 0: default 3600 */
 	const char *sts_endpoint;
 	const char *policy;
+	const char *region;       /* with vpc and no sts_endpoint: sts-vpc.<region>.aliyuncs.com */
+	int vpc;
 };
 
 /* Resolves credentials: with no profile named (argument or $ALIBABA_CLOUD_PROFILE) the default
