@@ -411,6 +411,98 @@ def test_renewal_impossible_fails_groups():
         assert snaps and all(s["status"] != "complete" for s in snaps[-2:]), snaps
 
 
+# ---- many accounts in one run ----
+
+def two_instances(sim, d, own_yaml, top="credentials:\n  profile: default\n"):
+    insts = [{"id": "mqtt-sim-1", "endpoint": sim.endpoint, "groups": "all"},
+             {"id": "mqtt-sim-2", "endpoint": sim.endpoint, "groups": "all", "yaml": own_yaml}]
+    return cfg_for(sim, d, instances=insts, top=top)
+
+
+def static_profile(d):
+    write_private(os.path.join(d, ".alibabacloud", "credentials"),
+                  "[default]\ntype = access_key\naccess_key_id = testid\naccess_key_secret = %s\n" % cs.SECRET)
+
+
+def test_two_accounts_one_database():
+    d = harness.tmpdir()
+    with Sim("--instances", "2", "--groups", "2", "--devices", "120", "--role", ROLE + "#audit-2026",
+             "--deny-role", ROLE2) as sim:
+        static_profile(d)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+        own = "credentials:\n  role_arn: %s\n  external_id: audit-2026\n  duration: 15m\n" % ROLE
+        cfg, db = two_instances(sim, d, own)
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 0)
+        assert "mqtt-sim-1: credentials: access_key ****" in p.stdout, p.stdout
+        assert "mqtt-sim-2: credentials: ram_role_arn %s" % ROLE in p.stdout, p.stdout
+        sim.reset_stats()
+        p = run(["-c", cfg, "sync"], env)
+        cs.expect(p, 0)
+        assert sim.stats()["by_action"].get("AssumeRole") == 1  # resolved once per run
+        groups = [(i, g) for i in ("mqtt-sim-1", "mqtt-sim-2") for g in ("GID_sim_1", "GID_sim_2")]
+        cs.assert_inventory(db, sim, groups)
+        rows = cs.query(db, "SELECT instance_id, identity FROM snapshots ORDER BY snapshot_id")
+        assert {r for r in rows} == {("mqtt-sim-1", "access_key ****"),
+                                     ("mqtt-sim-2", "ram_role_arn " + ROLE)}, rows
+        p = run(["-c", cfg, "snapshots", "--format", "json"], env)
+        ids = {(r["instance_id"], r["identity"]) for r in json.loads(p.stdout)}
+        assert ("mqtt-sim-2", "ram_role_arn " + ROLE) in ids, ids
+        p = run(["-c", cfg, "snapshots"], env)
+        assert "IDENTITY" in p.stdout.splitlines()[0] and ("ram_role_arn " + ROLE) in p.stdout, p.stdout
+
+        # the second account's role is denied: only its groups fail, with the STS error
+        cfg, db2 = two_instances(sim, d, "credentials: { role_arn: %s }\n" % ROLE2)
+        p = run(["-c", cfg, "sync"], env)
+        cs.expect(p, 1, "one identity denied")
+        assert "NoPermission" in p.stderr, p.stderr
+        snaps = {s["instance_id"]: s for s in cs.snapshots(db2, "run_id = (SELECT max(run_id) FROM snapshots)")}
+        assert snaps["mqtt-sim-1"]["status"] == "complete", snaps
+        p = run(["-c", cfg, "check"], env)
+        cs.expect(p, 77)
+        assert "mqtt-sim-2: credentials: FAILED" in p.stdout and "NoPermission" in p.stdout, p.stdout
+
+        # no identity at all can sign: exit 77
+        insts = [{"id": "mqtt-sim-%d" % i, "endpoint": sim.endpoint, "groups": ["GID_sim_1"],
+                  "yaml": "credentials: { profile: default, role_arn: %s }\n" % ROLE2} for i in (1, 2)]
+        cfg, _ = cfg_for(sim, d, instances=insts, name="c3.yaml")
+        p = run(["-c", cfg, "sync"], env)
+        cs.expect(p, 77, "every identity denied")
+        assert "no group could run" in p.stderr and "NoPermission" in p.stderr, p.stderr
+
+
+def test_big_fleet_on_short_credentials():
+    """10 groups on credentials that live a few seconds, rate-limited so the crawl outlives
+    them many times: exact inventory, no page lost, every renewal logged at -v.
+    CREDSYNC_IDENTITY_FULL=1 runs the full size (200,000 devices, 5 s credentials)."""
+    d = harness.tmpdir()
+    full = os.environ.get("CREDSYNC_IDENTITY_FULL") == "1"
+    per_group = 20000 if full else cs.scale(1000, 100)
+    lifetime, qps, page = (5, 60, 100) if full else (2, 50, 50)
+    with Sim("--groups", "10", "--devices", str(per_group), "--credential-lifetime", str(lifetime)) as sim:
+        static_profile(d)
+        env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
+        insts = [{"id": "mqtt-sim-1", "endpoint": sim.endpoint, "groups": "all",
+                  "yaml": "page_size: %d\nqps: %d\nrate_control: fixed\n"
+                          "credentials: { role_arn: %s }\n" % (page, qps, ROLE)}]
+        cfg, db = cfg_for(sim, d, instances=insts, top="credentials:\n  profile: default\n")
+        t0 = time.monotonic()
+        p = run(["-c", cfg, "-v", "sync"], env, timeout=1200)
+        took = time.monotonic() - t0
+        cs.expect(p, 0, "big sync on short credentials")
+        renewals = [l for l in p.stderr.splitlines() if "credentials renewed" in l]
+        st = sim.stats()
+        pages = cs.query(db, "SELECT sum(pages) FROM snapshots")[0][0]
+        print("big fleet: %d devices, %d pages, %.1f s, %d renewals (credentials of %d s), "
+              "%d STS calls, %d Expired answers" % (10 * per_group, pages, took, len(renewals),
+              lifetime, st["by_action"].get("AssumeRole", 0),
+              st["by_code"].get("InvalidSecurityToken.Expired", 0)))
+        assert len(renewals) >= (10 if full else 3), len(renewals)
+        assert pages == 10 * -(-per_group // page), pages  # every page once
+        assert st["pages"] == pages, (st["pages"], pages)  # none served twice, none lost
+        cs.assert_inventory(db, sim, groups_of(sim))
+
+
 # ---- secrets ----
 
 def test_temporary_secrets_appear_nowhere():
@@ -453,4 +545,5 @@ if __name__ == "__main__":
              test_default_metadata_address, test_ram_role_arn, test_chain_of_two_roles, test_oidc,
              test_credentials_uri, test_chain_error_lists_every_source, test_refresh_during_crawl,
              test_expired_page_forces_one_renewal, test_renewal_impossible_fails_groups,
+             test_two_accounts_one_database, test_big_fleet_on_short_credentials,
              test_temporary_secrets_appear_nowhere])
