@@ -370,7 +370,10 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 			.results = results, .n = n, .totals = &totals, .ok = rc == 0 && !totals.groups_failed,
 		};
 		struct cs_error merr = { 0 };
+		const struct creds *idl[64];
 
+		m.nidentities = identities_list(&ids, idl, sizeof(idl) / sizeof(idl[0]));
+		m.identities = idl;
 		/* a failed run reports when the last good one was, from the database */
 		if (store_last_success(st, &m.last_success_epoch, &merr) < 0 ||
 		    metrics_write(metrics_file, &m, &merr) < 0)

@@ -139,6 +139,18 @@ struct creds *identities_for(void *arg, const struct cfg_instance *inst)
 	return ids->top;
 }
 
+size_t identities_list(const struct identities *ids, const struct creds **out, size_t max)
+{
+	size_t i, n = 0;
+
+	if (ids->top && ids->top->access_key_id && n < max)
+		out[n++] = ids->top;
+	for (i = 0; i < ids->n && n < max; i++)
+		if (ids->v[i].c.access_key_id)
+			out[n++] = &ids->v[i].c;
+	return n;
+}
+
 void identities_release(struct identities *ids)
 {
 	size_t i;

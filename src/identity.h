@@ -35,6 +35,9 @@ int identities_resolve(struct identities *ids, const struct config *cfg, const c
 /* The identity of inst (a crawl_opts.creds_for).  Never NULL after identities_resolve. */
 struct creds *identities_for(void *ids, const struct cfg_instance *inst);
 
+/* The resolved identities (top first), each once, into out[0..max).  Returns the count. */
+size_t identities_list(const struct identities *ids, const struct creds **out, size_t max);
+
 void identities_release(struct identities *ids);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "crawl.h"
+#include "creds.h"
 #include "error.h"
 
 struct metrics_run {
@@ -22,6 +23,8 @@ struct metrics_run {
 	size_t n;
 	const struct crawl_totals *totals;
 	int ok;                       /* every group completed */
+	const struct creds *const *identities;  /* the run's identities (may be NULL) */
+	size_t nidentities;
 };
 
 /* Renders the metrics text into out (for tests and for metrics_write). */
