@@ -15,6 +15,7 @@
 #include "crawl.h"
 #include "creds.h"
 #include "identity.h"
+#include "retry.h"
 #include "discover.h"
 #include "lock.h"
 #include "metrics.h"
@@ -221,7 +222,8 @@ static void no_identity_could_run(const struct identities *ids, const struct cra
 	if (!n || totals->groups_ok || *rc < 0)
 		return;
 	for (i = 0; i < n; i++)
-		if (strncmp(r[i].code, "Credentials", 11))
+		if (strncmp(r[i].code, "Credentials", 11) &&
+		    retry_classify_code(r[i].code) != FAIL_CREDENTIALS)
 			return;
 	cs_error_set(err, CS_ERR_CREDENTIALS, "no group could run: %s", r[0].message);
 	*rc = -1;

@@ -604,6 +604,11 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 		fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
 		break;
 	case FAIL_CREDENTIALS:
+		if (job_creds(c, j) != c->creds) {
+			/* an instance's own identity: the run's other identities go on */
+			fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
+			break;
+		}
 		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
 		fail_run(c, CS_ERR_CREDENTIALS,
 			 "the service rejected the credentials: %s: %s (request %s)", aerr.code,

@@ -196,10 +196,18 @@ int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
 					cerr.msg);
 				continue;
 			}
-			creds = own;
 		}
-		if (discover_instance(inst, http, creds, &out[i], err) < 0)
-			return -1;
+		{
+			const struct creds *use = creds_for ? creds_for(arg, inst) : creds;
+			struct cs_error derr = { 0 };
+
+			if (discover_instance(inst, http, use, &out[i], &derr) < 0) {
+				/* a rejected identity of the instance's own fails that instance only */
+				if (derr.kind != CS_ERR_CREDENTIALS || use == creds)
+					return cs_error_set(err, derr.kind, "%s", derr.msg);
+				out[i].failed = 1;
+			}
+		}
 		if (out[i].failed) {
 			ctx.code = out[i].code;
 			log_msg(LOG_ERROR, &ctx, "cannot list the instance's groups: %s: %s",

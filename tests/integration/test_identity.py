@@ -478,6 +478,17 @@ def test_two_accounts_one_database():
         cs.expect(p, 77)
         assert "mqtt-sim-2: credentials: FAILED" in p.stdout and "NoPermission" in p.stdout, p.stdout
 
+        # the second account's own profile has a key the service rejects: only it fails
+        with open(os.path.join(d, ".alibabacloud", "credentials"), "a") as f:
+            f.write("\n[wrong]\ntype = access_key\naccess_key_id = testid\naccess_key_secret = nope\n")
+        cfg, db3 = two_instances(sim, d, "credentials: { profile: wrong }\n")
+        p = run(["-c", cfg, "sync"], env)
+        cs.expect(p, 1, "one account's key rejected")
+        snaps = {s["instance_id"]: s for s in cs.snapshots(db3, "run_id = (SELECT max(run_id) FROM snapshots)")}
+        assert snaps["mqtt-sim-1"]["status"] == "complete", snaps
+        # groups: all could not even be listed for the second account
+        assert "mqtt-sim-2" not in snaps and "SignatureDoesNotMatch" in p.stderr, (snaps, p.stderr)
+
         # no identity at all can sign: exit 77
         insts = [{"id": "mqtt-sim-%d" % i, "endpoint": sim.endpoint, "groups": ["GID_sim_1"],
                   "yaml": "credentials: { profile: default, role_arn: %s }\n" % ROLE2} for i in (1, 2)]
@@ -533,6 +544,9 @@ def test_temporary_secrets_appear_nowhere():
     with Sim("--groups", "2", "--devices", "200", "--oidc-token-file", tok,
              "--credential-lifetime", "2", "--page-cap", "20", "--latency", "20") as sim:
         cfg, db = cfg_for(sim, d, top="metrics_file: %s\n" % prom)
+        # v1 signing carries the session token in the query string: it must not leak either
+        cfg_v1, _ = cfg_for(sim, d, top="metrics_file: %s\n" % prom, extra_yaml="signature: v1",
+                            name="c1.yaml")
         outputs = []
         envs = [imds_env(d, sim),
                 base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint, "ALIBABA_CLOUD_ROLE_ARN": ROLE,
@@ -540,9 +554,11 @@ def test_temporary_secrets_appear_nowhere():
                              "ALIBABA_CLOUD_OIDC_TOKEN_FILE": tok}),
                 base_env(d, {"ALIBABA_CLOUD_CREDENTIALS_URI": sim.endpoint + "/_sim/credentials-uri"})]
         for env in envs:
-            for args in (["-vvv", "sync"], ["--log-format", "json", "-vvv", "sync"],
-                         ["-vvv", "check", "--online"], ["snapshots"]):
-                p = run(["-c", cfg] + args, env)
+            for c, args in ((cfg, ["-vvv", "sync"]), (cfg, ["--log-format", "json", "-vvv", "sync"]),
+                            (cfg_v1, ["-vvv", "sync"]), (cfg, ["-vvv", "check", "--online"]),
+                            (cfg, ["snapshots"])):
+                p = run(["-c", c] + args, env)
+                cs.expect(p, 0, " ".join(args))
                 outputs.append(p.stdout + p.stderr)
         issued = sim.control("GET", "/_sim/issued")
         needles = issued["secrets"] + issued["imds_tokens"] + ["eyJ.oidc.secret-token-value"]
