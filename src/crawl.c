@@ -275,9 +275,15 @@ static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 	/* temporary credentials are renewed here, between requests; the three strings change
 	 * together, and requests already signed keep the set they were signed with */
 	if (creds_fresh(cr, 0, &cerr) < 0) {
-		if (cerr.kind != CS_ERR_INTERRUPTED)
-			job_fail(c, j, cr->access_key_id ? "CredentialsExpired" : "CredentialsUnavailable",
-				 NULL, 1, "%s", cerr.msg);
+		if (cerr.kind == CS_ERR_INTERRUPTED)
+			return 0;
+		/* expired after only a few failed renewals: wait for the next attempt */
+		if (cr->prov && cr->failures < CREDS_RENEW_TRIES && cr->next_try_ms > now_ms()) {
+			j->not_before_ms = cr->next_try_ms;
+			return 0;
+		}
+		job_fail(c, j, cr->access_key_id ? "CredentialsExpired" : "CredentialsUnavailable",
+			 NULL, 1, "%s", cerr.msg);
 		return 0;
 	}
 	j->sent_cred_gen = cr->generation;

@@ -198,6 +198,9 @@ int creds_fresh(struct creds *c, int force, struct cs_error *err)
 	delay = 1000LL << (c->failures > 5 ? 5 : c->failures - 1);
 	if (delay > CREDS_BACKOFF_MAX_MS)
 		delay = CREDS_BACKOFF_MAX_MS;
+	/* short-lived credentials: leave room for more attempts before they expire */
+	if (left > 0 && delay > left * 1000 / 3)
+		delay = left * 1000 / 3 > 100 ? left * 1000 / 3 : 100;
 	c->next_try_ms = util_mono_ms() + delay;
 	if (c->access_key_id && left > 0) {
 		log_msg(LOG_WARN, NULL, "renewing the credentials failed (%s); the current ones stay "

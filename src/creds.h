@@ -19,6 +19,9 @@
 
 #include "error.h"
 
+/* Renewal failures in a row after which requests stop waiting for the next attempt. */
+#define CREDS_RENEW_TRIES 4
+
 enum creds_kind {
 	CREDS_STATIC = 0,    /* access_key / sts: never renewed */
 	CREDS_ECS,           /* ecs_ram_role */

@@ -272,11 +272,14 @@ static int fetch_ecs(struct creds_provider *p, struct creds *out, struct cs_erro
 	char why[CURL_ERROR_SIZE + 64], role[256], what[512];
 	cJSON *root = NULL;
 	long status;
-	int rc, ret = -1;
+	int rc, ret = -1, blen;
 
 	if (creds_check_url("CREDSYNC_METADATA_ENDPOINT", base, err) < 0)
 		return -1;
-	buf_printf(&url, "%s/latest/api/token", base);
+	blen = (int)strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	buf_printf(&url, "%.*s/latest/api/token", blen, base);
 	tmp = curl_slist_append(NULL, "X-aliyun-ecs-metadata-token-ttl-seconds: 21600");
 	if (!tmp || url.oom) {
 		curl_slist_free_all(tmp);
@@ -320,7 +323,7 @@ static int fetch_ecs(struct creds_provider *p, struct creds *out, struct cs_erro
 		snprintf(role, sizeof(role), "%s", p->role_name);
 	} else {
 		buf_reset(&url);
-		buf_printf(&url, "%s/latest/meta-data/ram/security-credentials/", base);
+		buf_printf(&url, "%.*s/latest/meta-data/ram/security-credentials/", blen, base);
 		rc = http_once("GET", buf_str(&url), h, NULL, CREDS_IMDS_TIMEOUT_MS,
 			       2 * CREDS_IMDS_TIMEOUT_MS, &body, &status, why, sizeof(why));
 		if (rc != FETCH_OK || status != 200) {
@@ -352,7 +355,7 @@ static int fetch_ecs(struct creds_provider *p, struct creds *out, struct cs_erro
 		buf_reset(&body);
 	}
 	buf_reset(&url);
-	buf_printf(&url, "%s/latest/meta-data/ram/security-credentials/", base);
+	buf_printf(&url, "%.*s/latest/meta-data/ram/security-credentials/", blen, base);
 	sign_percent_encode(&url, role, strlen(role));
 	snprintf(what, sizeof(what), "ECS RAM role '%s' from %s", role, base);
 	rc = http_once("GET", buf_str(&url), h, NULL, CREDS_IMDS_TIMEOUT_MS,

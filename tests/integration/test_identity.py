@@ -367,8 +367,9 @@ def test_refresh_during_crawl():
         ini_role(d, sim)
         env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
 
+        # NoPermission is not retried inside one STS call: the renewal itself fails once
         th = when_crawling(sim, 10, lambda: sim.control(
-            "POST", "/_sim/identity-fail", {"count": 1, "code": "InternalError"}))
+            "POST", "/_sim/identity-fail", {"count": 1, "code": "NoPermission"}))
         t0 = time.monotonic()
         p = run(["-c", cfg, "-v", "sync"], env)
         took = time.monotonic() - t0
@@ -377,6 +378,7 @@ def test_refresh_during_crawl():
         renewals = p.stderr.count("credentials renewed")
         print("refresh: %d renewals in %.1f s" % (renewals, took))
         assert renewals >= min(3, int(took / 2)), p.stderr[-3000:]
+        assert p.stderr.count("renewing the credentials failed") == 1, p.stderr[-3000:]
         cs.assert_inventory(db, sim, groups_of(sim))
         assert sim.stats()["by_code"].get("InvalidSecurityToken.Expired", 0) == 0, sim.stats()
 
