@@ -360,9 +360,9 @@ def test_refresh_during_crawl():
     """Credentials living 2 s through a crawl of several seconds: renewed between requests,
     one renewal failing on the way, every page kept."""
     d = harness.tmpdir()
-    devices = cs.scale(3000, 300)
+    devices = 3000  # a timing test, not a size test: the crawl must outlive the credentials
     with Sim("--groups", "4", "--devices", str(devices), "--credential-lifetime", "2",
-             "--page-cap", "20", "--latency", "20") as sim:
+             "--page-cap", "20", "--latency", "30") as sim:
         cfg, db = cfg_for(sim, d, groups=["GID_sim_%d" % i for i in range(1, 5)])
         ini_role(d, sim)
         env = base_env(d, {"ALIBABA_CLOUD_STS_ENDPOINT": sim.endpoint})
@@ -377,7 +377,7 @@ def test_refresh_during_crawl():
         cs.expect(p, 0, "sync on 2 s credentials")
         renewals = p.stderr.count("credentials renewed")
         print("refresh: %d renewals in %.1f s" % (renewals, took))
-        assert renewals >= min(3, int(took / 2)), p.stderr[-3000:]
+        assert renewals >= 3, p.stderr[-3000:]
         assert p.stderr.count("renewing the credentials failed") == 1, p.stderr[-3000:]
         cs.assert_inventory(db, sim, groups_of(sim))
         assert sim.stats()["by_code"].get("InvalidSecurityToken.Expired", 0) == 0, sim.stats()
