@@ -210,6 +210,9 @@ int creds_fresh(struct creds *c, int force, struct cs_error *err)
 	}
 	snprintf(who, sizeof(who), "%s", c->identity[0] ? c->identity : c->source);
 	if (c->access_key_id)
+		log_msg(LOG_WARN, NULL, "renewing the credentials failed (%s); they have expired, "
+			"next attempt in %lld ms", e.msg, (long long)delay);
+	if (c->access_key_id)
 		return cs_error_set(err, CS_ERR_CREDENTIALS,
 				    "the credentials of %s expired and could not be renewed: %s", who,
 				    e.msg);
