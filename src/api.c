@@ -72,6 +72,17 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 		      const struct sign_param *params, size_t nparams, const struct creds *creds,
 		      enum cfg_signature sig, struct cs_error *err)
 {
+	return api_build_request_version(url, headers, base_url, host, method, action, API_VERSION,
+					 params, nparams, creds, sig, err);
+}
+
+int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
+			      const char *base_url, const char *host, const char *method,
+			      const char *action, const char *version,
+			      const struct sign_param *params, size_t nparams,
+			      const struct creds *creds, enum cfg_signature sig,
+			      struct cs_error *err)
+{
 	struct sign_param all[MAX_PARAMS];
 	struct cs_buf query = CS_BUF_INIT, line = CS_BUF_INIT, signed_headers = CS_BUF_INIT;
 	struct curl_slist *h = NULL, *tmp;
@@ -90,7 +101,7 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 
 	if (sig == CFG_SIG_V1) {
 		all[n++] = (struct sign_param){ "Action", action };
-		all[n++] = (struct sign_param){ "Version", API_VERSION };
+		all[n++] = (struct sign_param){ "Version", version };
 		all[n++] = (struct sign_param){ "Format", "JSON" };
 		all[n++] = (struct sign_param){ "AccessKeyId", creds->access_key_id };
 		all[n++] = (struct sign_param){ "SignatureMethod", "HMAC-SHA1" };
@@ -116,7 +127,7 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 
 		hdr[nh++] = (struct sign_param){ "host", host };
 		hdr[nh++] = (struct sign_param){ "x-acs-action", action };
-		hdr[nh++] = (struct sign_param){ "x-acs-version", API_VERSION };
+		hdr[nh++] = (struct sign_param){ "x-acs-version", version };
 		hdr[nh++] = (struct sign_param){ "x-acs-date", stamp };
 		hdr[nh++] = (struct sign_param){ "x-acs-signature-nonce", nonce };
 		hdr[nh++] = (struct sign_param){ "x-acs-content-sha256", SIGN_EMPTY_SHA256 };

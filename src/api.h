@@ -62,6 +62,14 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 		      const struct sign_param *params, size_t nparams, const struct creds *creds,
 		      enum cfg_signature sig, struct cs_error *err);
 
+/* The same for another API Version (STS's 2015-04-01). */
+int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
+			      const char *base_url, const char *host, const char *method,
+			      const char *action, const char *version,
+			      const struct sign_param *params, size_t nparams,
+			      const struct creds *creds, enum cfg_signature sig,
+			      struct cs_error *err);
+
 /* Parses a ListDeviceCredentialClientId response.  On API_OK fills page (release it);
  * on API_SERVICE_ERROR fills aerr; on API_MALFORMED / API_BAD_DATA writes a description
  * quoting the body's first bytes into detail. */

@@ -468,7 +468,9 @@ int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		cs_error_set(err, CS_ERR_USAGE, "init: %s exists; pass --force to replace it", out);
 		goto cleanup;
 	}
-	if (creds_resolve(&creds, NULL, err) < 0)
+	rc = creds_resolve(&creds, NULL, err);
+	creds_wipe_environment();
+	if (rc < 0)
 		goto cleanup;
 	config_settings_default(&s);
 	found = calloc(a.nregions, sizeof(*found));

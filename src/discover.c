@@ -396,6 +396,15 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 		 struct http_client *http, const struct creds *creds, struct store *st,
 		 int64_t run_id, struct discovered *out, struct cs_error *err)
 {
+	return discover_all_for(cfg, only, nonly, http, NULL, NULL, creds, st, run_id, out, err);
+}
+
+int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
+		     struct http_client *http,
+		     struct creds *(*creds_for)(void *arg, const struct cfg_instance *inst),
+		     void *arg, const struct creds *creds, struct store *st, int64_t run_id,
+		     struct discovered *out, struct cs_error *err)
+{
 	size_t i, k;
 
 	for (i = 0; i < cfg->ninstances; i++) {
@@ -408,8 +417,33 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 			continue;
 		ctx.run = run_id;
 		ctx.instance = inst->id;
-		if (discover_instance(inst, http, creds, &out[i], err) < 0)
-			return -1;
+		if (creds_for) {
+			struct creds *own = creds_for(arg, inst);
+			struct cs_error cerr = { 0 };
+
+			/* the instance's own identity; one that cannot sign fails this instance only */
+			if (creds_fresh(own, 0, &cerr) < 0) {
+				if (cerr.kind == CS_ERR_INTERRUPTED)
+					return cs_error_set(err, CS_ERR_INTERRUPTED, "interrupted");
+				out[i].failed = 1;
+				snprintf(out[i].code, sizeof(out[i].code), "CredentialsUnavailable");
+				snprintf(out[i].message, sizeof(out[i].message), "%s", cerr.msg);
+				log_msg(LOG_ERROR, &ctx, "cannot list the instance's groups: %s",
+					cerr.msg);
+				continue;
+			}
+		}
+		{
+			const struct creds *use = creds_for ? creds_for(arg, inst) : creds;
+			struct cs_error derr = { 0 };
+
+			if (discover_instance(inst, http, use, &out[i], &derr) < 0) {
+				/* a rejected identity of the instance's own fails that instance only */
+				if (derr.kind != CS_ERR_CREDENTIALS || use == creds)
+					return cs_error_set(err, derr.kind, "%s", derr.msg);
+				out[i].failed = 1;
+			}
+		}
 		if (out[i].failed) {
 			ctx.code = out[i].code;
 			log_msg(LOG_ERROR, &ctx, "cannot list the instance's groups: %s: %s",

@@ -41,6 +41,14 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 		 struct http_client *http, const struct creds *creds, struct store *st,
 		 int64_t run_id, struct discovered *out, struct cs_error *err);
 
+/* The same with each instance's own identity from creds_for(arg, inst) (renewed first); an
+ * identity that cannot sign fails that instance with CredentialsUnavailable. */
+int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
+		     struct http_client *http,
+		     struct creds *(*creds_for)(void *arg, const struct cfg_instance *inst),
+		     void *arg, const struct creds *creds, struct store *st, int64_t run_id,
+		     struct discovered *out, struct cs_error *err);
+
 /* Lists one instance's groups (used by discover_all and `check`). */
 int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		      const struct creds *creds, struct discovered *out, struct cs_error *err);

@@ -82,7 +82,8 @@ static const struct help_text texts[] = {
 	  "                          [--format text|json|csv|ndjson]\n"
 	  "\n"
 	  "Lists snapshots, newest first: id, run, instance, group, status, time, client count,\n"
-	  "added, removed, consistent, error.\n" },
+	  "added, removed, consistent, the identity that produced it (source kind and masked\n"
+	  "AccessKeyId, or role ARN), error.\n" },
 	{ "prune",
 	  "usage: credsync prune [--keep-last N] [--older-than DURATION] [--dry-run] [--vacuum]\n"
 	  "                      [--wait DURATION]\n"
@@ -100,9 +101,12 @@ static const struct help_text texts[] = {
 	{ "check",
 	  "usage: credsync check [--online]\n"
 	  "\n"
-	  "Validates the configuration and resolves credentials, saying where they came from\n"
-	  "(never the secret).  With --online, fetches one page of every group and prints OK or\n"
-	  "the service's Code, Message and RequestId per group.\n" },
+	  "Validates the configuration, shows the metadata service the ECS RAM role source would\n"
+	  "ask, and resolves credentials (fetching temporary ones from STS, the metadata service\n"
+	  "or a credentials URI), printing per instance the identity it would use: kind, source,\n"
+	  "role ARN, AccessKeyId masked, expiry (never the secret).  With --online, fetches one\n"
+	  "page of every group and prints OK or the service's Code, Message and RequestId per\n"
+	  "group.\n" },
 	{ "clients",
 	  "usage: credsync clients [--at REF] [--instance ID]... [--group GID]... [--match GLOB]\n"
 	  "                        [--format text|json|csv|ndjson] [-o FILE]\n"

@@ -1765,3 +1765,22 @@ int store_vacuum(struct store *st, struct cs_error *err)
 {
 	return exec(st, "VACUUM", err);
 }
+
+int store_snapshot_set_identity(struct store *st, int64_t snapshot_id, const char *identity,
+				struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* once per snapshot at the end of a run: not worth a slot in the statement cache */
+	if (sqlite3_prepare_v2(st->db, "UPDATE cs_snapshot SET identity = ?2 WHERE snapshot_id = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "recording the identity of a snapshot");
+	sqlite3_bind_int64(s, 1, snapshot_id);
+	sqlite3_bind_text(s, 2, identity, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "recording the identity of a snapshot");
+	return 0;
+}

@@ -758,8 +758,17 @@ void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 		network_fault(s, r, f, rep);
 		goto out;
 	}
+	/* STS: AssumeRoleWithOIDC is unsigned; AssumeRole is signed like any RPC call */
+	if (call.action && !strcmp(call.action, "AssumeRoleWithOIDC")) {
+		sim_sts(s, r, &call, rep);
+		goto out;
+	}
 	if (sim_auth_check(s, r, &call, rep) < 0)
 		goto out;
+	if (!strcmp(call.action, "AssumeRole")) {
+		sim_sts(s, r, &call, rep);
+		goto out;
+	}
 	if (strcmp(call.version, SIM_API_VERSION)) {
 		char q[64];
 

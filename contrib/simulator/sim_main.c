@@ -89,9 +89,22 @@ static const char usage_text[] =
 	"  --latency MS            delay every RPC response\n"
 	"  --hang MS               how long the timeout fault hangs (default 30000)\n"
 	"  --retry-after MS        send x-acs-retry-after on throttling responses\n"
+	"Identity services (same listener; see README):\n"
+	"  --role ARN[#EXTERNALID] a role STS AssumeRole / AssumeRoleWithOIDC may assume\n"
+	"                          (repeatable; default acs:ram::1234567890123456:role/credsync-reader)\n"
+	"  --deny-role ARN         a role that exists but the caller may not assume (NoPermission)\n"
+	"  --oidc-token-file PATH  AssumeRoleWithOIDC accepts only this file's current contents\n"
+	"  --credential-lifetime S issued temporary credentials live S seconds (default: the\n"
+	"                          DurationSeconds asked, 6h from the metadata service)\n"
+	"  --imds MODE             metadata service: both (default), v2-only (refuse IMDSv1),\n"
+	"                          v1-only (no token PUT)\n"
+	"  --imds-role NAME        the role attached to the \"instance\" (default credsync-ecs;\n"
+	"                          \"\" for none)\n"
 	"\n"
 	"Control (unsigned): POST /_sim/mutate?add=N&remove=N[&instance=I][&group=G],\n"
-	"GET /_sim/stats, POST /_sim/reset-stats, GET /_sim/dump.\n"
+	"GET /_sim/stats, POST /_sim/reset-stats, GET /_sim/dump,\n"
+	"GET /_sim/credentials-uri[?mode=garbage|fail|missing|past],\n"
+	"POST /_sim/identity-fail?count=N&code=CODE, POST /_sim/expire-all, GET /_sim/issued.\n"
 	"\n"
 	"Exit status: 0 after SIGTERM or SIGINT, 64 usage error, 65 invalid dataset,\n"
 	"66 unreadable dataset, 1 any other failure.\n";
@@ -407,7 +420,8 @@ enum {
 	OPT_LISTEN = 256, OPT_PORT_FILE, OPT_KEY_ID, OPT_KEY_SECRET, OPT_TOKEN, OPT_DATASET,
 	OPT_INSTANCES, OPT_GROUPS, OPT_DEVICES, OPT_SEED, OPT_FAULT, OPT_QPS, OPT_LATENCY,
 	OPT_HANG, OPT_RETRY_AFTER, OPT_LAST_TOKEN, OPT_NO_TOKEN, OPT_PAGE_CAP, OPT_TOTAL_NUMBER,
-	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP,
+	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP, OPT_ROLE,
+	OPT_DENY_ROLE, OPT_OIDC_FILE, OPT_CRED_LIFETIME, OPT_IMDS, OPT_IMDS_ROLE,
 	OPT_BUCKET, OPT_THROTTLE_STATUS, OPT_BLOCK_ABOVE, OPT_BLOCK_FOR, OPT_REGIONS, OPT_DENY,
 };
 
@@ -442,6 +456,12 @@ static const struct option long_options[] = {
 	{ "deny", required_argument, NULL, OPT_DENY },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "role", required_argument, NULL, OPT_ROLE },
+	{ "deny-role", required_argument, NULL, OPT_DENY_ROLE },
+	{ "oidc-token-file", required_argument, NULL, OPT_OIDC_FILE },
+	{ "credential-lifetime", required_argument, NULL, OPT_CRED_LIFETIME },
+	{ "imds", required_argument, NULL, OPT_IMDS },
+	{ "imds-role", required_argument, NULL, OPT_IMDS_ROLE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -516,6 +536,7 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 	o->list_group_qps = 10;
 	o->throttle_status = 500;
 	o->block_for_ms = 60 * 1000;
+	o->imds_role = "credsync-ecs";
 	if (!o->listen_host)
 		return usage_error("out of memory");
 
@@ -674,6 +695,42 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 		case OPT_VERBOSE:
 			o->verbose = 1;
 			break;
+		case OPT_ROLE:
+		case OPT_DENY_ROLE: {
+			char ***list = c == OPT_ROLE ? &o->roles : &o->denied_roles;
+			size_t *n = c == OPT_ROLE ? &o->nroles : &o->ndenied;
+			char **grown = realloc(*list, (*n + 1) * sizeof(**list));
+
+			if (!*optarg)
+				return usage_error("%s: must not be empty", argv[optind - 1]);
+			if (!grown)
+				return usage_error("out of memory");
+			*list = grown;
+			grown[(*n)++] = optarg;
+			break;
+		}
+		case OPT_OIDC_FILE:
+			o->oidc_token_file = optarg;
+			break;
+		case OPT_CRED_LIFETIME:
+			if (parse_long("--credential-lifetime", optarg, 1, 43200, &v) < 0)
+				return -1;
+			o->cred_lifetime_s = v;
+			break;
+		case OPT_IMDS:
+			if (!strcmp(optarg, "both"))
+				o->imds = SIM_IMDS_BOTH;
+			else if (!strcmp(optarg, "v2-only"))
+				o->imds = SIM_IMDS_V2_ONLY;
+			else if (!strcmp(optarg, "v1-only"))
+				o->imds = SIM_IMDS_V1_ONLY;
+			else
+				return usage_error("--imds: expected both, v2-only or v1-only, got '%s'",
+						   optarg);
+			break;
+		case OPT_IMDS_ROLE:
+			o->imds_role = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -689,6 +746,14 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!o->nroles) {
+		static char default_role[] = "acs:ram::1234567890123456:role/credsync-reader";
+
+		o->roles = malloc(sizeof(*o->roles));
+		if (!o->roles)
+			return usage_error("out of memory");
+		o->roles[o->nroles++] = default_role;
+	}
 	if (o->dataset && generated)
 		return usage_error("--dataset and --instances/--groups/--devices exclude each other");
 	if ((double)o->instances * (double)o->groups * (double)o->devices > SIM_MAX_IDS)
@@ -716,6 +781,8 @@ static void options_release(struct sim_options *o)
 	}
 	free(o->denies);
 	free(o->listen_host);
+	free(o->roles);
+	free(o->denied_roles);
 }
 
 /* ---- requests ---- */
@@ -890,7 +957,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	add_form_params(r);
 
 	rpc = strncmp(url, "/_sim/", 6) != 0;
-	if (rpc)
+	if (!strncmp(url, "/latest/", 8)) {
+		sim_imds(s, r, &rep);
+		rpc = 0;
+	} else if (rpc)
 		sim_rpc(s, r, &rep);
 	else
 		sim_ctl(s, r, &rep);
@@ -1109,6 +1179,7 @@ out:
 		MHD_stop_daemon(d);
 	sim_data_release(&srv.data);
 	sim_nonces_release(&srv.nonces);
+	sim_sts_release(&srv);
 	if (lock_ready)
 		pthread_mutex_destroy(&srv.lock);
 	if (key_ready)

@@ -255,7 +255,7 @@ static void test_instances(void)
 
 static void test_build_v1(void)
 {
-	struct creds c = { "testid", "testsecret", NULL, "" };
+	struct creds c = { .access_key_id = "testid", .access_key_secret = "testsecret" };
 	struct sign_param p[] = { { "InstanceId", "mqtt-x" }, { "NextToken", "a+b c" } };
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *h = NULL;
@@ -273,7 +273,7 @@ static void test_build_v1(void)
 
 static void test_build_v3(void)
 {
-	struct creds c = { "testid", "testsecret", "tok", "" };
+	struct creds c = { .access_key_id = "testid", .access_key_secret = "testsecret", .security_token = "tok" };
 	struct sign_param p[] = { { "InstanceId", "mqtt-x" } };
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *h = NULL, *it;
