@@ -72,6 +72,17 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 		      const struct sign_param *params, size_t nparams, const struct creds *creds,
 		      enum cfg_signature sig, struct cs_error *err)
 {
+	return api_build_request_version(url, headers, base_url, host, method, action, API_VERSION,
+					 params, nparams, creds, sig, err);
+}
+
+int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
+			      const char *base_url, const char *host, const char *method,
+			      const char *action, const char *version,
+			      const struct sign_param *params, size_t nparams,
+			      const struct creds *creds, enum cfg_signature sig,
+			      struct cs_error *err)
+{
 	struct sign_param all[MAX_PARAMS];
 	struct cs_buf query = CS_BUF_INIT, line = CS_BUF_INIT, signed_headers = CS_BUF_INIT;
 	struct curl_slist *h = NULL, *tmp;
@@ -90,7 +101,7 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 
 	if (sig == CFG_SIG_V1) {
 		all[n++] = (struct sign_param){ "Action", action };
-		all[n++] = (struct sign_param){ "Version", API_VERSION };
+		all[n++] = (struct sign_param){ "Version", version };
 		all[n++] = (struct sign_param){ "Format", "JSON" };
 		all[n++] = (struct sign_param){ "AccessKeyId", creds->access_key_id };
 		all[n++] = (struct sign_param){ "SignatureMethod", "HMAC-SHA1" };
@@ -116,7 +127,7 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 
 		hdr[nh++] = (struct sign_param){ "host", host };
 		hdr[nh++] = (struct sign_param){ "x-acs-action", action };
-		hdr[nh++] = (struct sign_param){ "x-acs-version", API_VERSION };
+		hdr[nh++] = (struct sign_param){ "x-acs-version", version };
 		hdr[nh++] = (struct sign_param){ "x-acs-date", stamp };
 		hdr[nh++] = (struct sign_param){ "x-acs-signature-nonce", nonce };
 		hdr[nh++] = (struct sign_param){ "x-acs-content-sha256", SIGN_EMPTY_SHA256 };
@@ -319,7 +330,9 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 		*root = r;
 		return API_OK;
 	}
-	if (cJSON_IsString(code) && *code->valuestring) {
+	/* "200" is the success Code of sibling actions (ListInstances): a body with it but
+	 * without the payload is malformed, not a service error named "200" */
+	if (cJSON_IsString(code) && *code->valuestring && strcmp(code->valuestring, "200")) {
 		copy_field(aerr->code, sizeof(aerr->code), r, "Code");
 		copy_field(aerr->message, sizeof(aerr->message), r, "Message");
 		copy_field(aerr->request_id, sizeof(aerr->request_id), r, "RequestId");
@@ -489,6 +502,101 @@ oom:
 	while (i > 0)
 		free(out[--i]);
 	free(out);
+	cJSON_Delete(root);
+	snprintf(detail, detail_len, "out of memory");
+	return API_MALFORMED;
+}
+
+void api_instances_free(struct api_instance *v, size_t n)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++) {
+		free(v[i].id);
+		free(v[i].name);
+		free(v[i].region);
+		free(v[i].status);
+		free(v[i].type);
+	}
+	free(v);
+}
+
+/* A descriptive field as text: a string, or a number as ListInstances may send one. */
+static char *field_text(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	char num[64];
+
+	if (cJSON_IsString(v))
+		return strdup(util_utf8_valid(v->valuestring, strlen(v->valuestring)) ?
+			      v->valuestring : "");
+	if (cJSON_IsNumber(v)) {
+		snprintf(num, sizeof(num), "%.17g", v->valuedouble);
+		return strdup(num);
+	}
+	return strdup("");
+}
+
+enum api_result api_parse_instances(long http_status, const char *body, size_t len,
+				    struct api_instance **out, size_t *n, struct api_error *aerr,
+				    char *detail, size_t detail_len)
+{
+	cJSON *root = NULL;
+	const cJSON *item, *list;
+	enum api_result res;
+	struct api_instance *v = NULL;
+	size_t cap, i = 0;
+
+	*out = NULL;
+	*n = 0;
+	res = parse_envelope(http_status, body, len, "Instances", 1, &root, aerr, detail,
+			     detail_len);
+	if (res != API_OK)
+		return res;
+	list = cJSON_GetObjectItemCaseSensitive(root, "Instances");
+	cap = (size_t)cJSON_GetArraySize(list);
+	/* an id is written into the config and sent back as InstanceId: refuse one that
+	 * \u0000 would cut short, as for group ids */
+	if (cap && has_nul_escape(body, len)) {
+		describe_body(detail, detail_len, http_status,
+			      "an instance field contains a NUL character (\\u0000)", body, len);
+		cJSON_Delete(root);
+		return API_BAD_DATA;
+	}
+	v = calloc(cap ? cap : 1, sizeof(*v));
+	if (!v)
+		goto oom;
+	cJSON_ArrayForEach(item, list) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "InstanceId");
+		size_t l;
+
+		if (!cJSON_IsString(id) || !*id->valuestring ||
+		    (l = strlen(id->valuestring)) > API_MAX_CLIENT_ID ||
+		    !util_utf8_valid(id->valuestring, l)) {
+			describe_body(detail, detail_len, http_status,
+				      "an instance without a usable InstanceId", body, len);
+			api_instances_free(v, i);
+			cJSON_Delete(root);
+			return API_BAD_DATA;
+		}
+		v[i].id = strdup(id->valuestring);
+		v[i].name = field_text(item, "InstanceName");
+		v[i].region = field_text(item, "RegionId");
+		v[i].status = field_text(item, "InstanceStatus");
+		v[i].type = field_text(item, "InstanceType");
+		i++;
+		if (!v[i - 1].id || !v[i - 1].name || !v[i - 1].region || !v[i - 1].status ||
+		    !v[i - 1].type)
+			goto oom;
+	}
+	cJSON_Delete(root);
+	*out = v;
+	*n = i;
+	return API_OK;
+oom:
+	api_instances_free(v, i);
 	cJSON_Delete(root);
 	snprintf(detail, detail_len, "out of memory");
 	return API_MALFORMED;

@@ -62,6 +62,14 @@ int api_build_request(struct cs_buf *url, struct curl_slist **headers, const cha
 		      const struct sign_param *params, size_t nparams, const struct creds *creds,
 		      enum cfg_signature sig, struct cs_error *err);
 
+/* The same for another API Version (STS's 2015-04-01). */
+int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
+			      const char *base_url, const char *host, const char *method,
+			      const char *action, const char *version,
+			      const struct sign_param *params, size_t nparams,
+			      const struct creds *creds, enum cfg_signature sig,
+			      struct cs_error *err);
+
 /* Parses a ListDeviceCredentialClientId response.  On API_OK fills page (release it);
  * on API_SERVICE_ERROR fills aerr; on API_MALFORMED / API_BAD_DATA writes a description
  * quoting the body's first bytes into detail. */
@@ -74,6 +82,24 @@ void api_page_release(struct api_list_page *page);
 enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 				 char ***groups, size_t *ngroups, struct api_error *aerr,
 				 char *detail, size_t detail_len);
+
+/* One instance as ListInstances describes it; every string owned, "" when absent. */
+struct api_instance {
+	char *id;
+	char *name;
+	char *region;
+	char *status;    /* InstanceStatus, a number or a string, as text */
+	char *type;      /* InstanceType */
+};
+
+/* Parses a ListInstances response (a success body carries "Code": "200" and
+ * "Success": "true": the Instances list decides) into a malloc'd array (free with
+ * api_instances_free).  An instance id that is not a non-empty UTF-8 string of at most
+ * API_MAX_CLIENT_ID bytes, or holds \u0000, makes the body API_BAD_DATA. */
+enum api_result api_parse_instances(long http_status, const char *body, size_t len,
+				    struct api_instance **out, size_t *n, struct api_error *aerr,
+				    char *detail, size_t detail_len);
+void api_instances_free(struct api_instance *v, size_t n);
 
 /* Parses a JSON count: a string of digits or an integral number not above 2^53.
  * Returns 0 and the value, -1 when absent (NULL), -2 when present but not a count. */

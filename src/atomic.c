@@ -46,6 +46,11 @@ int atomic_open(struct atomic_file *af, const char *path, mode_t mode, struct cs
 
 int atomic_commit(struct atomic_file *af, struct cs_error *err)
 {
+	return atomic_commit_mode(af, 1, err);
+}
+
+int atomic_commit_mode(struct atomic_file *af, int replace, struct cs_error *err)
+{
 	int ret = 0;
 
 	if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0) {
@@ -56,9 +61,18 @@ int atomic_commit(struct atomic_file *af, struct cs_error *err)
 		ret = cs_error_set(err, CS_ERR_RUNTIME, "cannot write %s: %s", af->path,
 				   strerror(errno));
 	af->f = NULL;
-	if (ret == 0 && rename(af->tmp, af->path) != 0)
+	if (ret == 0 && replace && rename(af->tmp, af->path) != 0)
 		ret = cs_error_set(err, CS_ERR_RUNTIME, "cannot replace %s: %s", af->path,
 				   strerror(errno));
+	/* link() fails with EEXIST instead of replacing: a file that appeared meanwhile is
+	 * kept, and readers still see the new one whole or not at all */
+	if (ret == 0 && !replace) {
+		if (link(af->tmp, af->path) != 0)
+			ret = cs_error_set(err, CS_ERR_RUNTIME, "cannot create %s: %s", af->path,
+					   errno == EEXIST ? "it exists (appeared meanwhile)"
+					   : strerror(errno));
+		unlink(af->tmp);
+	}
 	if (ret < 0)
 		unlink(af->tmp);
 	free(af->tmp);

@@ -87,5 +87,7 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_history(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
+int cmd_complete(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 
 #endif

@@ -15,18 +15,24 @@
 #include "crawl.h"
 #include "creds.h"
 #include "discover.h"
+#include "identity.h"
 #include "plan.h"
 #include "store.h"
+#include "util.h"
 
-/* The AccessKeyId is not a secret, but it is masked as the aliyun CLI does. */
-static void masked_id(const char *id, char *out, size_t outlen)
+/* One identity: AccessKeyId masked, where from, and when it expires. */
+static void print_identity(const char *label, const struct creds *c)
 {
-	size_t len = strlen(id);
+	char id[64], exp[21];
 
-	if (len <= 8)
-		snprintf(out, outlen, "****");
-	else
-		snprintf(out, outlen, "%.4s****%s", id, id + len - 4);
+	creds_mask_id(c->access_key_id, id, sizeof(id));
+	printf("%s: %s: AccessKeyId %s%s from %s", label, c->identity, id,
+	       c->security_token ? " with an STS token" : "", c->source);
+	if (c->expiration) {
+		util_format_utc(c->expiration, exp);
+		printf(", expires %s", exp);
+	}
+	putchar('\n');
 }
 
 static size_t count_groups(const struct config *cfg, int *discovered)
@@ -43,7 +49,7 @@ static size_t count_groups(const struct config *cfg, int *discovered)
 	return n;
 }
 
-static int check_online(const struct config *cfg, const struct creds *creds,
+static int check_online(const struct config *cfg, struct identities *ids,
 			struct cs_error *err)
 {
 	struct http_client *http = NULL;
@@ -70,7 +76,13 @@ static int check_online(const struct config *cfg, const struct creds *creds,
 
 		if (!inst->groups_all)
 			continue;
-		if (discover_instance(inst, http, creds, &disc[i], err) < 0)
+		if (!identities_for(ids, inst)->access_key_id) {
+			printf("%s: FAILED listing groups: CredentialsUnavailable: %s\n", inst->id,
+			       identities_for(ids, inst)->last_error);
+			failed++;
+			continue;
+		}
+		if (discover_instance(inst, http, identities_for(ids, inst), &disc[i], err) < 0)
 			goto out;
 		if (disc[i].failed) {
 			printf("%s: FAILED listing groups: %s: %s\n", inst->id, disc[i].code,
@@ -94,8 +106,10 @@ static int check_online(const struct config *cfg, const struct creds *creds,
 	opts.retry_budget = cfg->defaults.retry_budget;
 	opts.checkpoint_max_age_s = 0;
 	opts.stop = &cli_stop_signal;
+	opts.creds_for = identities_for;
+	opts.creds_arg = ids;
 	cli_signals_arm(http);
-	rc = crawl_run(mem, http, creds, targets, n, &opts, results, &totals, err);
+	rc = crawl_run(mem, http, ids->top, targets, n, &opts, results, &totals, err);
 	for (i = 0; i < n; i++) {
 		const struct crawl_result *r = &results[i];
 
@@ -168,14 +182,14 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config *cfg = NULL;
-	struct creds creds;
+	struct identities ids;
 	struct stat sb;
 	const char *db;
-	char id[64];
+	char meta[512];
 	int online = 0, c, ret = -1, discovered, db_bad = 0;
-	size_t ngroups;
+	size_t ngroups, i, bad = 0;
 
-	memset(&creds, 0, sizeof(creds));
+	memset(&ids, 0, sizeof(ids));
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
@@ -207,21 +221,40 @@ int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	} else {
 		printf("database: not set: add 'database' to the config or pass -d\n");
 	}
-	if (creds_resolve(&creds, cfg->profile, err) < 0)
+	creds_metadata_status(meta, sizeof(meta));
+	printf("metadata service: %s\n", meta);
+	creds_set_stop(&cli_stop_signal);
+	c = identities_resolve(&ids, cfg, NULL, 0, err);
+	creds_wipe_environment();
+	if (c < 0)
 		goto out;
-	masked_id(creds.access_key_id, id, sizeof(id));
-	printf("credentials: AccessKeyId %s%s from %s\n", id,
-	       creds.security_token ? " with an STS token" : "", creds.source);
+	if (ids.top)
+		print_identity("credentials", ids.top);
+	for (i = 0; i < cfg->ninstances; i++) {
+		const struct creds *own = identities_for(&ids, &cfg->instances[i]);
+		char label[300];
+
+		snprintf(label, sizeof(label), "%s: credentials", cfg->instances[i].id);
+		if (own && own->access_key_id)
+			print_identity(label, own);
+		else if (own && !bad++)
+			cs_error_set(err, CS_ERR_CREDENTIALS, "instance %s: %s", cfg->instances[i].id,
+				     own->last_error);
+		if (own && !own->access_key_id)
+			printf("%s: FAILED %s: %s\n", label, own->identity, own->last_error);
+	}
+	if (bad)
+		goto out;
 	if (!online) {
 		ret = db_bad ? CMD_FAILED : CMD_OK;
 		goto out;
 	}
-	ret = check_online(cfg, &creds, err);
+	ret = check_online(cfg, &ids, err);
 	if (ret == CMD_OK && db_bad)
 		ret = CMD_FAILED;
 out:
 	fflush(stdout);
-	creds_release(&creds);
+	identities_release(&ids);
 	config_free(cfg);
 	return ret;
 }

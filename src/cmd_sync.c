@@ -14,6 +14,8 @@
 #include "cli.h"
 #include "crawl.h"
 #include "creds.h"
+#include "identity.h"
+#include "retry.h"
 #include "discover.h"
 #include "history.h"
 #include "lock.h"
@@ -168,11 +170,50 @@ static void print_dry_run(const struct crawl_target *t, const struct crawl_resul
 	printf("dry run: nothing was written\n");
 }
 
+/* Each snapshot remembers the identity that produced it (never a secret).  A failure here
+ * is logged: the snapshots themselves are already recorded. */
+static int record_identities(struct store *st, struct identities *ids,
+			     const struct crawl_target *t, const struct crawl_result *r, size_t n)
+{
+	struct cs_error e = { 0 };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct creds *c = identities_for(ids, t[i].inst);
+
+		if (r[i].snapshot_id > 0 && c && c->identity[0] &&
+		    store_snapshot_set_identity(st, r[i].snapshot_id, c->identity, &e) < 0) {
+			log_msg(LOG_ERROR, NULL, "%s", e.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* When not one group could run because no identity could sign, the run failed for want of
+ * credentials (exit 77), with the first reason. */
+static void no_identity_could_run(const struct identities *ids, const struct crawl_result *r,
+				  size_t n, const struct crawl_totals *totals, int *rc,
+				  struct cs_error *err)
+{
+	size_t i;
+
+	(void)ids;
+	if (!n || totals->groups_ok || *rc < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (strncmp(r[i].code, "Credentials", 11) &&
+		    retry_classify_code(r[i].code) != FAIL_CREDENTIALS)
+			return;
+	cs_error_set(err, CS_ERR_CREDENTIALS, "no group could run: %s", r[0].message);
+	*rc = -1;
+}
+
 int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 {
 	struct sync_args a;
 	struct config *cfg = NULL;
-	struct creds creds;
+	struct identities ids;
 	struct run_lock lock = { -1, NULL };
 	struct store *st = NULL;
 	struct http_client *http = NULL;
@@ -193,7 +234,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	int ret = -1, rc, run_open = 0, disc_failed = 0;
 
 	memset(&a, 0, sizeof(a));
-	memset(&creds, 0, sizeof(creds));
+	memset(&ids, 0, sizeof(ids));
 	memset(&totals, 0, sizeof(totals));
 	/* from here a signal asks to stop; each step below checks before it creates anything */
 	cli_signals_arm(NULL);
@@ -223,9 +264,14 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		free(targets);
 		targets = NULL;
 	}
-	if (creds_resolve(&creds, cfg->profile, err) < 0)
+	creds_set_stop(&cli_stop_signal);
+	rc = identities_resolve(&ids, cfg, a.f.instances, a.f.ninstances, err);
+	creds_wipe_environment();
+	if (rc < 0)
 		goto out;
-	log_msg(LOG_DEBUG, NULL, "credentials from %s", creds.source);
+	if (ids.top)
+		log_msg(LOG_DEBUG, NULL, "credentials from %s (%s)", ids.top->source,
+			ids.top->identity);
 	if (http_client_new(&http, err) < 0)
 		goto out;
 	cli_signals_arm(http);
@@ -254,7 +300,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 		goto out;
 	run_open = 1;
 
-	if (discover_all(cfg, a.f.instances, a.f.ninstances, http, &creds, st, run_id, disc, err) < 0)
+	if (discover_all_for(cfg, a.f.instances, a.f.ninstances, http, identities_for, &ids, ids.top,
+			     st, run_id, disc, err) < 0)
 		goto out;
 	for (i = 0; i < cfg->ninstances; i++)
 		disc_failed += disc[i].failed;
@@ -274,6 +321,8 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	opts.finalize_max_age_s = cfg->finalize_max_age_ms / 1000;
 	opts.retry_budget = cfg->defaults.retry_budget;
 	opts.stop = &cli_stop_signal;
+	opts.creds_for = identities_for;
+	opts.creds_arg = &ids;
 	if (a.progress == 1 || (a.progress == -1 && isatty(STDERR_FILENO) && g->verbosity >= 0 &&
 				g->log_format == LOG_TEXT)) {
 		if (progress_new(&prog, stderr, targets, n) == 0) {
@@ -284,9 +333,11 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	}
 	log_msg(LOG_INFO, NULL, "run %" PRId64 ": crawling %zu group(s)%s", run_id, n,
 		a.dry_run ? " (dry run)" : "");
-	rc = crawl_run(st, http, &creds, targets, n, &opts, results, &totals, err);
+	rc = crawl_run(st, http, ids.top, targets, n, &opts, results, &totals, err);
 	progress_free(prog);
 	prog = NULL;
+	record_identities(st, &ids, targets, results, n);
+	no_identity_could_run(&ids, results, n, &totals, &rc, err);
 	if (rc < 0 && err->kind != CS_ERR_CREDENTIALS && err->kind != CS_ERR_INTERRUPTED &&
 	    totals.groups_ok + totals.groups_failed < (int64_t)n)
 		goto out; /* the database itself failed: nothing more can be recorded */
@@ -333,7 +384,10 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 			.pruned_runs = pruned.runs,
 		};
 		struct cs_error merr = { 0 };
+		const struct creds *idl[64];
 
+		m.nidentities = identities_list(&ids, idl, sizeof(idl) / sizeof(idl[0]));
+		m.identities = idl;
 		/* a failed run reports when the last good one was, from the database */
 		if (store_last_success(st, &m.last_success_epoch, &merr) < 0 ||
 		    metrics_write(metrics_file, &m, &merr) < 0)
@@ -367,7 +421,7 @@ out:
 	lock_release(&lock);
 	free(db_real);
 	http_client_free(http);
-	creds_release(&creds);
+	identities_release(&ids);
 	config_free(cfg);
 out_args:
 	free(a.f.instances);

@@ -86,10 +86,15 @@ static const char *const settings_keys[] = {
 static const char *const instance_keys[] = {
 	"id", "region", "endpoint", "groups", "page_size", "qps", "concurrency", "timeout",
 	"retry", "signature", "rate_control", "ca_file", "consistency_tolerance", "max_pages",
-	"qps_hard_cap", NULL,
+	"qps_hard_cap", "credentials", "endpoint_type", NULL,
 };
-static const char *const instance_only_keys[] = { "id", "region", "endpoint", "groups", NULL };
-static const char *const credentials_keys[] = { "profile", NULL };
+static const char *const instance_only_keys[] = {
+	"id", "region", "endpoint", "groups", "endpoint_type", NULL,
+};
+static const char *const credentials_keys[] = {
+	"profile", "role_arn", "external_id", "role_session_name", "duration", "sts_endpoint",
+	"policy", NULL,
+};
 static const char *const retention_keys[] = { "keep_last", "keep_for", NULL };
 static const char *const timeout_keys[] = { "connect", "request", NULL };
 static const char *const retry_keys[] = {
@@ -955,16 +960,72 @@ static int find_duplicate(struct named *v, size_t n, struct named *first, struct
 	return found;
 }
 
+static int parse_credentials_map(struct loader *ld, const struct node *map,
+				 struct cfg_credentials *c)
+{
+	static const char *const secrets[] = { "access_key_id", "access_key_secret",
+					       "security_token", "sts_token", NULL };
+	const struct node *v;
+	size_t i;
+
+	if (want_mapping(ld, map, "credentials", "a mapping like { profile: default }") < 0)
+		return -1;
+	for (i = 0; i + 1 < map->nitems; i += 2)
+		if (map->items[i]->kind == NODE_SCALAR && in_list(secrets, map->items[i]->value))
+			return fail(ld, map->items[i], "credentials: %s does not belong in this file: "
+				    "keys, secrets and tokens stay in the environment or a profile "
+				    "(name it with profile:)", map->items[i]->value);
+	if (check_keys(ld, map, credentials_keys, "in credentials") < 0)
+		return -1;
+	c->set = 1;
+	c->line = map->line;
+	c->column = map->column;
+	if ((v = map_get(map, "profile")) &&
+	    set_string(ld, v, "credentials.profile", "a profile name", &c->profile) < 0)
+		return -1;
+	if ((v = map_get(map, "role_arn"))) {
+		if (set_string(ld, v, "credentials.role_arn", "a role ARN like "
+			       "acs:ram::1234567890123456:role/NAME", &c->role_arn) < 0)
+			return -1;
+		if (strncmp(c->role_arn, "acs:ram::", 9) || !strstr(c->role_arn, ":role/"))
+			return fail(ld, v, "credentials.role_arn: expected a role ARN like "
+				    "acs:ram::1234567890123456:role/NAME, got '%s'", c->role_arn);
+	}
+	if ((v = map_get(map, "external_id")) &&
+	    set_string(ld, v, "credentials.external_id", "a string", &c->external_id) < 0)
+		return -1;
+	if ((v = map_get(map, "role_session_name")) &&
+	    set_string(ld, v, "credentials.role_session_name", "a session name",
+		       &c->role_session_name) < 0)
+		return -1;
+	if ((v = map_get(map, "sts_endpoint")) &&
+	    set_string(ld, v, "credentials.sts_endpoint", "a host or URL", &c->sts_endpoint) < 0)
+		return -1;
+	if ((v = map_get(map, "policy")) &&
+	    set_string(ld, v, "credentials.policy", "a JSON policy", &c->policy) < 0)
+		return -1;
+	if ((v = map_get(map, "duration"))) {
+		if (get_duration(ld, v, "credentials.duration", &c->duration_ms) < 0)
+			return -1;
+		if (c->duration_ms < 15 * 60000LL || c->duration_ms > 12 * 3600000LL)
+			return fail(ld, v, "credentials.duration: expected 15m..12h (STS "
+				    "DurationSeconds 900..43200)");
+	}
+	if (!c->profile && !c->role_arn)
+		return fail(ld, map, "credentials: expected profile, role_arn or both");
+	if (!c->role_arn && (c->external_id || c->role_session_name || c->duration_ms ||
+			     c->sts_endpoint || c->policy))
+		return fail(ld, map, "credentials: external_id, role_session_name, duration, "
+			    "sts_endpoint and policy need role_arn");
+	return 0;
+}
+
 static int parse_credentials(struct loader *ld, const struct node *map, struct config *cfg)
 {
-	const struct node *v;
-
-	if (want_mapping(ld, map, "credentials", "a mapping like { profile: default }") < 0 ||
-	    check_keys(ld, map, credentials_keys, "in credentials") < 0)
+	if (parse_credentials_map(ld, map, &cfg->creds) < 0)
 		return -1;
-	v = map_get(map, "profile");
-	if (v && set_string(ld, v, "credentials.profile", "a profile name", &cfg->profile) < 0)
-		return -1;
+	if (cfg->creds.profile && !(cfg->profile = strdup(cfg->creds.profile)))
+		return nomem(ld);
 	return 0;
 }
 
@@ -1122,7 +1183,7 @@ static int parse_endpoint(struct loader *ld, const struct node *n, char **out)
 	if (!tls && !util_host_is_loopback(host))
 		return fail(ld, n, "endpoint: plain http:// to %s is not allowed: TLS is required "
 			    "for non-loopback hosts (expected https://, or http:// only to "
-			    "localhost, 127.0.0.0/8 or [::1])",
+			    "localhost, *.localhost, 127.0.0.0/8 or [::1])",
 			    quote(host, strlen(host), q, sizeof(q)));
 	/* stored without the trailing slash and with the scheme in lower case, so that
 	 * "https://" + host can be compared and joined with paths as is */
@@ -1263,6 +1324,17 @@ static int parse_instance(struct loader *ld, const struct node *map, size_t inde
 			endpoint = v;
 		} else if (key_is(k, "groups")) {
 			groups = v;
+		} else if (key_is(k, "credentials")) {
+			if (parse_credentials_map(ld, v, &inst->creds) < 0)
+				return -1;
+		} else if (key_is(k, "endpoint_type")) {
+			if (get_string(ld, v, "endpoint_type", "public or vpc", &s) < 0)
+				return -1;
+			if (!strcmp(s, "vpc"))
+				inst->endpoint_vpc = 1;
+			else if (strcmp(s, "public"))
+				return fail(ld, v, "endpoint_type: expected public or vpc, got %s",
+					    describe(v, q, sizeof(q)));
 		}
 	}
 	if (endpoint && parse_endpoint(ld, endpoint, &inst->endpoint) < 0)
@@ -1279,7 +1351,8 @@ static int parse_instance(struct loader *ld, const struct node *map, size_t inde
 	if (!inst->endpoint) {
 		struct cs_buf b = CS_BUF_INIT;
 
-		buf_printf(&b, "https://onsmqtt.%s.aliyuncs.com", inst->region);
+		buf_printf(&b, "https://onsmqtt%s.%s.aliyuncs.com", inst->endpoint_vpc ? "-vpc" : "",
+			   inst->region);
 		if (!(inst->endpoint = buf_detach(&b)))
 			return nomem(ld);
 	}
@@ -1527,6 +1600,16 @@ out:
 }
 
 /* Frees cfg and every string it owns; NULL is fine. */
+static void cfg_credentials_release(struct cfg_credentials *c)
+{
+	free(c->profile);
+	free(c->role_arn);
+	free(c->external_id);
+	free(c->role_session_name);
+	free(c->sts_endpoint);
+	free(c->policy);
+}
+
 void config_free(struct config *cfg)
 {
 	size_t i, j;
@@ -1543,8 +1626,10 @@ void config_free(struct config *cfg)
 			free(inst->groups[j]);
 		free(inst->groups);
 		settings_release(&inst->s);
+		cfg_credentials_release(&inst->creds);
 	}
 	free(cfg->instances);
+	cfg_credentials_release(&cfg->creds);
 	settings_release(&cfg->defaults);
 	free(cfg->path);
 	free(cfg->database);

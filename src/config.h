@@ -53,6 +53,19 @@ struct cfg_settings {
 	int max_pages;                 /* max_pages: pages one walk of a group may take, default 100000 */
 };
 
+/* A `credentials` map: which identity signs (PRODUCT.md "Credentials").  Never a secret. */
+struct cfg_credentials {
+	int set;                       /* the map was given */
+	char *profile;                 /* profile: of ~/.aliyun/config.json or ~/.alibabacloud/... */
+	char *role_arn;                /* role_arn: assumed from profile, else the top level's */
+	char *external_id;
+	char *role_session_name;
+	char *sts_endpoint;            /* a host or URL */
+	char *policy;
+	int64_t duration_ms;           /* duration: 15m..12h; 0 = default 1h */
+	int line, column;
+};
+
 struct cfg_instance {
 	char *id;            /* id: required, unique */
 	char *region;        /* region: NULL when not given */
@@ -60,6 +73,8 @@ struct cfg_instance {
 	char **groups;       /* groups: owned list, NULL when groups_all */
 	size_t ngroups;
 	int groups_all;      /* groups: all */
+	int endpoint_vpc;    /* endpoint_type: vpc (onsmqtt-vpc.<region>.aliyuncs.com) */
+	struct cfg_credentials creds;  /* credentials: the instance's own identity (.set) */
 	struct cfg_settings s;
 	int line, column;    /* where the instance's mapping starts (1-based) */
 };
@@ -68,6 +83,7 @@ struct config {
 	char *path;                    /* the file's name as given, for messages */
 	char *database;                /* database: NULL when not set (then -d is needed) */
 	char *profile;                 /* credentials.profile: NULL when not set */
+	struct cfg_credentials creds;  /* the top-level credentials map (profile also above) */
 	char *metrics_file;            /* metrics_file: NULL when not set */
 	int64_t checkpoint_max_age_ms; /* checkpoint_max_age, default 6h */
 	int64_t finalize_max_age_ms;   /* finalize_max_age: an ended walk older than this is walked

@@ -58,6 +58,8 @@ struct job {
 	int64_t retry_spent;          /* budget spent on the current page's retries */
 	char *sent_token;             /* the NextToken of the request in flight */
 	struct paging_walk walk;      /* the current walk's stop rules and guards */
+	uint64_t sent_cred_gen;       /* the credentials' generation that signed it */
+	int cred_retried;             /* the current page was retried for expired credentials */
 	int64_t skipped;              /* IDs skipped in this walk */
 	int consistent;               /* the verdict of the last tally */
 	int recorded;                 /* its snapshot was written as complete or failed */
@@ -66,7 +68,7 @@ struct job {
 struct crawl {
 	struct store *st;
 	struct http_client *http;
-	const struct creds *creds;
+	struct creds *creds;
 	const struct crawl_opts *opts;
 	struct crawl_totals *totals;
 	struct job *jobs;
@@ -278,15 +280,43 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 	return 0;
 }
 
+/* The identity the job's instance signs with. */
+static struct creds *job_creds(struct crawl *c, const struct job *j)
+{
+	struct creds *cr = NULL;
+
+	if (c->opts->creds_for)
+		cr = c->opts->creds_for(c->opts->creds_arg, j->t->inst);
+	return cr ? cr : c->creds;
+}
+
 static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 {
 	const struct cfg_instance *inst = j->t->inst;
 	struct sign_param p[5];
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *headers = NULL;
+	struct creds *cr = job_creds(c, j);
+	struct cs_error cerr = { 0 };
 	char page_no[24], page_size[24];
 	size_t np = 0;
 	int ret = -1;
+
+	/* temporary credentials are renewed here, between requests; the three strings change
+	 * together, and requests already signed keep the set they were signed with */
+	if (creds_fresh(cr, 0, &cerr) < 0) {
+		if (cerr.kind == CS_ERR_INTERRUPTED)
+			return 0;
+		/* expired after only a few failed renewals: wait for the next attempt */
+		if (cr->prov && cr->failures < CREDS_RENEW_TRIES && cr->next_try_ms > now_ms()) {
+			j->not_before_ms = cr->next_try_ms;
+			return 0;
+		}
+		job_fail(c, j, cr->access_key_id ? "CredentialsExpired" : "CredentialsUnavailable",
+			 NULL, 1, "%s", cerr.msg);
+		return 0;
+	}
+	j->sent_cred_gen = cr->generation;
 
 	snprintf(page_no, sizeof(page_no), "%" PRId64, j->snap.cs.page_no);
 	snprintf(page_size, sizeof(page_size), "%d", inst->s.page_size);
@@ -298,7 +328,7 @@ static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 		p[np++] = (struct sign_param){ "NextToken", j->snap.cs.next_token };
 	if (api_build_request(&url, &headers, http_endpoint_url(j->ep->http),
 			      http_endpoint_host(j->ep->http), "POST",
-			      "ListDeviceCredentialClientId", p, np, c->creds, inst->s.signature,
+			      "ListDeviceCredentialClientId", p, np, cr, inst->s.signature,
 			      err) < 0)
 		goto out;
 	free(j->sent_token);
@@ -558,9 +588,10 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 	res = api_parse_list(r->status, buf_str(&r->body), r->body.len, &page, &aerr, detail,
 			     sizeof(detail));
 	if (res != API_OK)
-		scrub_service_text(c->creds, &aerr, detail, sizeof(detail));
+		scrub_service_text(job_creds(c, j), &aerr, detail, sizeof(detail));
 	switch (res) {
 	case API_OK:
+		j->cred_retried = 0;
 		rc = job_page(c, j, &page, err);
 		api_page_release(&page);
 		return rc;
@@ -574,6 +605,28 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 		break;
 	}
 
+	if ((!strcmp(aerr.code, "InvalidSecurityToken.Expired") ||
+	     !strcmp(aerr.code, "InvalidSecurityToken.MismatchWithAccessKey")) && !j->cred_retried &&
+	    job_creds(c, j)->prov) {
+		struct creds *cr = job_creds(c, j);
+		struct cs_error cerr = { 0 };
+		struct log_ctx ctx;
+
+		/* the service thinks they expired (clock skew, early revocation): renew once, unless
+		 * another page already did since this one was signed, and send the page again */
+		j->cred_retried = 1;
+		job_ctx(j, &ctx);
+		ctx.run = c->opts->run_id;
+		ctx.code = aerr.code;
+		log_msg(LOG_INFO, &ctx, "%s: renewing the credentials and sending the page again",
+			aerr.code);
+		if (cr->generation == j->sent_cred_gen && creds_fresh(cr, 1, &cerr) < 0 &&
+		    cerr.kind != CS_ERR_INTERRUPTED) {
+			job_fail(c, j, "CredentialsExpired", aerr.request_id, 1, "%s", cerr.msg);
+			return 0;
+		}
+		return 0;  /* J_READY: the page goes out again with the renewed set */
+	}
 	cls = retry_classify_code(aerr.code);
 	/* 5xx are retried whatever the Code says */
 	if (cls == FAIL_GROUP && r->status >= 500)
@@ -592,6 +645,11 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 		fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
 		break;
 	case FAIL_CREDENTIALS:
+		if (job_creds(c, j) != c->creds) {
+			/* an instance's own identity: the run's other identities go on */
+			fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
+			break;
+		}
 		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
 		fail_run(c, CS_ERR_CREDENTIALS,
 			 "the service rejected the credentials: %s: %s (request %s)", aerr.code,
@@ -861,7 +919,7 @@ static void record_storage_failure(struct crawl *c, const struct cs_error *cause
 	}
 }
 
-int crawl_run(struct store *st, struct http_client *http, const struct creds *creds,
+int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 	      const struct crawl_target *targets, size_t n, const struct crawl_opts *opts,
 	      struct crawl_result *results, struct crawl_totals *totals, struct cs_error *err)
 {

@@ -60,6 +60,10 @@ struct crawl_opts {
 	volatile sig_atomic_t *stop;        /* set by SIGINT/SIGTERM: stop and checkpoint */
 	const struct crawl_observer *observer;
 	int probe;                          /* `check --online`: stop after each group's first page */
+	/* the identity of an instance with its own `credentials`; NULL (or NULL returned): the
+	 * run's */
+	struct creds *(*creds_for)(void *arg, const struct cfg_instance *inst);
+	void *creds_arg;
 };
 
 /*
@@ -70,7 +74,7 @@ struct crawl_opts {
  * no group can survive.  Every target has a snapshot recorded either way (unless the database
  * itself failed).
  */
-int crawl_run(struct store *st, struct http_client *http, const struct creds *creds,
+int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 	      const struct crawl_target *targets, size_t n, const struct crawl_opts *opts,
 	      struct crawl_result *results, struct crawl_totals *totals, struct cs_error *err);
 

@@ -1,4 +1,4 @@
-/* discover.c - ListGroupId for `groups: all`; see discover.h. */
+/* discover.c - ListGroupId for `groups: all` and ListInstances for init; see discover.h. */
 #include "discover.h"
 
 #include <stdlib.h>
@@ -44,113 +44,342 @@ static void dedupe(struct discovered *d)
 	d->ngroups = n;
 }
 
-/* One blocking call of ListGroupId with retries; the run has nothing else to do meanwhile. */
+/* What a listing call does with a 200 body: parse it into arg, or classify it. */
+typedef enum api_result (*listing_parse_fn)(long status, const char *body, size_t len,
+					   void *arg, struct api_error *aerr, char *detail,
+					   size_t detail_len);
+
+/* One listing call to make (ListGroupId of an instance, ListInstances of a region) and its
+ * state in the engine below. */
+struct listing_job {
+	const char *subject;          /* "instance 'x'", "region 'y'": for messages */
+	const char *instance;         /* the instance id for the log context, or NULL */
+	const char *endpoint;
+	const struct cfg_settings *s;
+	const char *action;
+	const struct sign_param *p;
+	size_t np;
+	listing_parse_fn parse;
+	void *arg;
+	int *failed;                  /* set when the listing failed; code/message say why */
+	char *code;                   /* [128] */
+	char *message;                /* [768] */
+	struct http_endpoint *ep;
+	int attempt, in_flight, done;
+	int64_t not_before;           /* monotonic ms: a retry waits for its backoff */
+};
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void abort_listings(struct http_client *http)
+{
+	struct http_request *r;
+
+	http_abort_all(http);
+	while ((r = http_next_done(http)))
+		http_request_release(http, r);
+}
+
+/* A finished attempt: 1 when the job is done (parsed, or failed for good), 0 when it is to
+ * be retried (not_before set), -1 for rejected credentials (err set). */
+static int listing_finished(struct listing_job *j, struct http_request *r, struct rate_limiter *rl,
+			    struct retry_rng *rng, const struct creds *creds, struct cs_error *err)
+{
+	const struct cfg_settings *s = j->s;
+	struct api_error aerr;
+	struct log_ctx ctx = { 0 };
+	char detail[512] = "";   /* parsers leave it unset for a service error */
+	enum api_result res;
+	enum retry_class cls = RETRY_TRANSIENT;
+	int64_t wait, retry_after = -1;
+
+	if (r->result != CURLE_OK) {
+		snprintf(j->code, 128, "%s",
+			 r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
+		snprintf(j->message, 768, "%s: %s", j->endpoint,
+			 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
+		if (!http_result_transient(r->result))
+			cls = FAIL_INSTANCE;
+	} else {
+		res = j->parse(r->status, buf_str(&r->body), r->body.len, j->arg, &aerr, detail,
+			       sizeof(detail));
+		if (res == API_OK) {
+			rate_on_success(rl, util_mono_ms());
+			return 1;
+		}
+		{
+			/* a service message or a quoted body must not carry our secret onwards */
+			const char *secrets[] = { creds->access_key_secret, creds->security_token };
+
+			scrub_text(aerr.message, sizeof(aerr.message), secrets, 2);
+			scrub_text(detail, sizeof(detail), secrets, 2);
+		}
+		if (res == API_SERVICE_ERROR) {
+			snprintf(j->code, 128, "%s", aerr.code);
+			snprintf(j->message, 768, "%s%s%s%s", aerr.message,
+				 aerr.request_id[0] ? " (request " : "", aerr.request_id,
+				 aerr.request_id[0] ? ")" : "");
+			cls = retry_classify_code(aerr.code);
+			if (cls == FAIL_GROUP && r->status >= 500)
+				cls = RETRY_TRANSIENT;
+			retry_after = r->retry_after_ms;
+		} else {
+			snprintf(j->code, 128, "BadResponse");
+			snprintf(j->message, 768, "%s", detail);
+		}
+	}
+	if (cls == FAIL_CREDENTIALS)
+		return cs_error_set(err, CS_ERR_CREDENTIALS,
+				    "%s: the service rejected the credentials: %s: %s", j->subject,
+				    j->code, j->message);
+	if ((cls != RETRY_THROTTLE && cls != RETRY_TRANSIENT) || j->attempt >= s->max_attempts) {
+		*j->failed = 1;
+		return 1;
+	}
+	if (cls == RETRY_THROTTLE)
+		rate_on_throttle(rl, util_mono_ms());
+	wait = retry_backoff_ms(rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
+	if (retry_after > wait)
+		wait = retry_after;
+	ctx.instance = j->instance;
+	ctx.code = j->code;
+	log_msg(LOG_DEBUG, &ctx, "%s: %s: %s; retrying in %lld ms", j->action, j->code,
+		j->message, (long long)wait);
+	j->not_before = util_mono_ms() + wait;
+	return 0;
+}
+
+/*
+ * The one engine for listing calls: runs jobs concurrently (at most max_in_flight at once)
+ * under the rate limiter rl, with the crawl's retry rules (throttling and transient faults
+ * retried with backoff and x-acs-retry-after up to max_attempts; other failures classified
+ * by Code and final).  Returns 0 with every job parsed or marked failed, or -1 for rejected
+ * credentials (CS_ERR_CREDENTIALS) and for *stop becoming non-zero (CS_ERR_INTERRUPTED).
+ */
+static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight,
+			struct rate_limiter *rl, struct http_client *http, const struct creds *creds,
+			volatile sig_atomic_t *stop, struct cs_error *err)
+{
+	struct retry_rng rng;
+	size_t i, left = n, in_flight = 0;
+
+	retry_rng_seed(&rng);
+	for (i = 0; i < n; i++) {
+		const struct cfg_settings *s = jobs[i].s;
+		struct http_endpoint_opts hopts = { s->connect_timeout_ms, s->request_timeout_ms,
+						    s->ca_file, 0 };
+
+		if (http_endpoint_open(http, jobs[i].endpoint, &hopts, &jobs[i].ep, err) < 0)
+			return -1;
+	}
+	while (left) {
+		struct http_request *r;
+		int64_t now = util_mono_ms(), next = now + 1000, wait;
+
+		if (stop && *stop) {
+			abort_listings(http);
+			return cs_error_set(err, CS_ERR_INTERRUPTED, "stopped by a signal");
+		}
+		for (i = 0; i < n && in_flight < max_in_flight; i++) {
+			struct listing_job *j = &jobs[i];
+			struct cs_buf url = CS_BUF_INIT;
+			struct curl_slist *headers = NULL;
+
+			if (j->done || j->in_flight)
+				continue;
+			if (j->not_before > now) {
+				if (j->not_before < next)
+					next = j->not_before;
+				continue;
+			}
+			if ((wait = rate_take(rl, now)) > 0) {
+				if (now + wait < next)
+					next = now + wait;
+				break;
+			}
+			if (api_build_request(&url, &headers, http_endpoint_url(j->ep),
+					      http_endpoint_host(j->ep), "POST", j->action, j->p, j->np,
+					      creds, j->s->signature, err) < 0 ||
+			    http_submit(http, j->ep, "POST", buf_str(&url), headers, j, err) < 0) {
+				buf_release(&url);
+				abort_listings(http);
+				return -1;
+			}
+			buf_release(&url);
+			j->attempt++;
+			j->in_flight = 1;
+			in_flight++;
+		}
+		wait = next - now;
+		if (wait < 0)
+			wait = 0;
+		if (in_flight) {
+			if (http_poll(http, (int)(wait < 1000 ? wait : 1000), err) < 0) {
+				abort_listings(http);
+				return -1;
+			}
+		} else if (wait > 0) {
+			sleep_ms(wait < 100 ? wait : 100);
+		}
+		while ((r = http_next_done(http))) {
+			struct listing_job *j = r->user;
+			int rc = listing_finished(j, r, rl, &rng, creds, err);
+
+			http_request_release(http, r);
+			j->in_flight = 0;
+			in_flight--;
+			if (rc < 0) {
+				abort_listings(http);
+				return -1;
+			}
+			if (rc > 0) {
+				j->done = 1;
+				left--;
+			}
+		}
+	}
+	return 0;
+}
+
+static enum api_result parse_groups(long status, const char *body, size_t len, void *arg,
+				    struct api_error *aerr, char *detail, size_t detail_len)
+{
+	struct discovered *d = arg;
+
+	return api_parse_groups(status, body, len, &d->groups, &d->ngroups, aerr, detail,
+				detail_len);
+}
+
+/* per process: ListGroupId's 10/s is per account */
+static struct rate_limiter group_rl;
+static int group_rl_ready;
+
+int discover_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
+		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
+		    struct cs_error *err)
+{
+	struct listing_job *jobs = NULL;
+	struct sign_param *params = NULL;
+	char (*subjects)[300] = NULL;
+	size_t i, k;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		memset(&out[i], 0, sizeof(out[i]));
+	if (!n)
+		return 0;
+	jobs = calloc(n, sizeof(*jobs));
+	params = calloc(n, sizeof(*params));
+	subjects = calloc(n, sizeof(*subjects));
+	if (!jobs || !params || !subjects) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (!group_rl_ready) {
+		rate_init(&group_rl, DISCOVER_QPS, 1, util_mono_ms());
+		group_rl_ready = 1;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(subjects[i], sizeof(subjects[i]), "instance '%s'", insts[i].id);
+		params[i] = (struct sign_param){ "InstanceId", insts[i].id };
+		jobs[i] = (struct listing_job){ .subject = subjects[i], .instance = insts[i].id,
+						.endpoint = insts[i].endpoint,
+						.s = &insts[i].s, .action = "ListGroupId",
+						.p = &params[i], .np = 1, .parse = parse_groups,
+						.arg = &out[i], .failed = &out[i].failed,
+						.code = out[i].code, .message = out[i].message };
+	}
+	if (run_listings(jobs, n, (size_t)insts[0].s.concurrency, &group_rl, http, creds, stop,
+			 err) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (out[i].failed) {
+			/* a parse that failed after a partial success leaves nothing behind */
+			for (k = 0; k < out[i].ngroups; k++)
+				free(out[i].groups[k]);
+			free(out[i].groups);
+			out[i].groups = NULL;
+			out[i].ngroups = 0;
+			continue;
+		}
+		qsort(out[i].groups, out[i].ngroups, sizeof(*out[i].groups), cmp_str);
+		dedupe(&out[i]);
+	}
+	ret = 0;
+out:
+	free(jobs);
+	free(params);
+	free(subjects);
+	return ret;
+}
+
 int discover_instance(const struct cfg_instance *inst, struct http_client *http,
 		      const struct creds *creds, struct discovered *out, struct cs_error *err)
 {
-	static struct rate_limiter rl;   /* per process: the 10/s limit is per account */
-	static int rl_ready;
-	const struct cfg_settings *s = &inst->s;
-	struct http_endpoint_opts hopts = { s->connect_timeout_ms, s->request_timeout_ms,
-					    s->ca_file, 0 };
-	struct http_endpoint *ep;
-	struct sign_param p[1] = { { "InstanceId", inst->id } };
-	struct retry_rng rng;
-	struct log_ctx ctx = { 0 };
-	int attempt;
+	return discover_groups(inst, 1, http, creds, NULL, out, err);
+}
 
-	memset(out, 0, sizeof(*out));
-	ctx.instance = inst->id;
-	retry_rng_seed(&rng);
+static enum api_result parse_instances(long status, const char *body, size_t len, void *arg,
+				       struct api_error *aerr, char *detail, size_t detail_len)
+{
+	struct discovered_instances *d = arg;
+
+	return api_parse_instances(status, body, len, &d->instances, &d->n, aerr, detail,
+				   detail_len);
+}
+
+int discover_instances(const char *const *regions, const char *const *endpoints, size_t n,
+		       const struct cfg_settings *s, struct http_client *http,
+		       const struct creds *creds, volatile sig_atomic_t *stop,
+		       struct discovered_instances *out, struct cs_error *err)
+{
+	static struct rate_limiter rl;   /* per process, at ListGroupId's documented rate */
+	static int rl_ready;
+	struct listing_job *jobs = NULL;
+	char (*subjects)[128] = NULL;
+	size_t i;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		memset(&out[i], 0, sizeof(out[i]));
+	if (!n)
+		return 0;
+	jobs = calloc(n, sizeof(*jobs));
+	subjects = calloc(n, sizeof(*subjects));
+	if (!jobs || !subjects) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if (!rl_ready) {
 		rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
 		rl_ready = 1;
 	}
-	if (http_endpoint_open(http, inst->endpoint, &hopts, &ep, err) < 0)
-		return -1;
-	for (attempt = 1;; attempt++) {
-		struct cs_buf url = CS_BUF_INIT;
-		struct curl_slist *headers = NULL;
-		struct http_request *r = NULL;
-		struct api_error aerr = { 0 };
-		char detail[512] = "";
-		enum api_result res;
-		enum retry_class cls = RETRY_TRANSIENT;
-		int64_t wait, retry_after = -1;
-
-		while ((wait = rate_take(&rl, util_mono_ms())) > 0) {
-			struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
-		}
-		if (api_build_request(&url, &headers, http_endpoint_url(ep), http_endpoint_host(ep),
-				      "POST", "ListGroupId", p, 1, creds, s->signature, err) < 0 ||
-		    http_submit(http, ep, "POST", buf_str(&url), headers, NULL, err) < 0) {
-			buf_release(&url);
-			return -1;
-		}
-		buf_release(&url);
-		while (!(r = http_next_done(http)))
-			if (http_poll(http, 1000, err) < 0)
-				return -1;
-		if (r->result != CURLE_OK) {
-			snprintf(out->code, sizeof(out->code), "%s",
-				 r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
-			snprintf(out->message, sizeof(out->message), "%s: %s", inst->endpoint,
-				 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
-			if (!http_result_transient(r->result))
-				cls = FAIL_INSTANCE;
-		} else {
-			res = api_parse_groups(r->status, buf_str(&r->body), r->body.len, &out->groups,
-					       &out->ngroups, &aerr, detail, sizeof(detail));
-			if (res == API_OK) {
-				http_request_release(http, r);
-				qsort(out->groups, out->ngroups, sizeof(*out->groups), cmp_str);
-				dedupe(out);
-				rate_on_success(&rl, util_mono_ms());
-				return 0;
-			}
-			if (res != API_OK) {
-				const char *secrets[] = { creds->access_key_secret, creds->security_token };
-
-				scrub_text(aerr.message, sizeof(aerr.message), secrets, 2);
-				scrub_text(detail, sizeof(detail), secrets, 2);
-			}
-			if (res == API_SERVICE_ERROR) {
-				snprintf(out->code, sizeof(out->code), "%s", aerr.code);
-				snprintf(out->message, sizeof(out->message), "%s%s%s%s", aerr.message,
-					 aerr.request_id[0] ? " (request " : "", aerr.request_id,
-					 aerr.request_id[0] ? ")" : "");
-				cls = retry_classify_code(aerr.code);
-				if (cls == FAIL_GROUP && r->status >= 500)
-					cls = RETRY_TRANSIENT;
-				retry_after = r->retry_after_ms;
-			} else {
-				snprintf(out->code, sizeof(out->code), "BadResponse");
-				snprintf(out->message, sizeof(out->message), "%s", detail);
-			}
-		}
-		http_request_release(http, r);
-		if (cls == FAIL_CREDENTIALS)
-			return cs_error_set(err, CS_ERR_CREDENTIALS,
-					    "instance '%s': the service rejected the credentials: %s: %s",
-					    inst->id, out->code, out->message);
-		if ((cls != RETRY_THROTTLE && cls != RETRY_TRANSIENT) || attempt >= s->max_attempts) {
-			out->failed = 1;
-			return 0;
-		}
-		if (cls == RETRY_THROTTLE)
-			rate_on_throttle(&rl, util_mono_ms());
-		wait = retry_backoff_ms(&rng, attempt, s->base_delay_ms, s->max_delay_ms);
-		if (retry_after > wait)
-			wait = retry_after;
-		ctx.code = out->code;
-		log_msg(LOG_DEBUG, &ctx, "ListGroupId: %s: %s; retrying in %lld ms", out->code,
-			out->message, (long long)wait);
-		{
-			struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
-		}
+	for (i = 0; i < n; i++) {
+		snprintf(subjects[i], sizeof(subjects[i]), "region '%s'", regions[i]);
+		jobs[i] = (struct listing_job){ .subject = subjects[i], .endpoint = endpoints[i],
+						.s = s, .action = "ListInstances",
+						.parse = parse_instances, .arg = &out[i],
+						.failed = &out[i].failed, .code = out[i].code,
+						.message = out[i].message };
 	}
+	ret = run_listings(jobs, n, (size_t)s->concurrency, &rl, http, creds, stop, err);
+out:
+	free(jobs);
+	free(subjects);
+	return ret;
+}
+
+void discovered_instances_release(struct discovered_instances *d)
+{
+	if (!d)
+		return;
+	api_instances_free(d->instances, d->n);
+	memset(d, 0, sizeof(*d));
 }
 
 static int in_list(const char **list, size_t n, const char *s)
@@ -167,6 +396,15 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 		 struct http_client *http, const struct creds *creds, struct store *st,
 		 int64_t run_id, struct discovered *out, struct cs_error *err)
 {
+	return discover_all_for(cfg, only, nonly, http, NULL, NULL, creds, st, run_id, out, err);
+}
+
+int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
+		     struct http_client *http,
+		     struct creds *(*creds_for)(void *arg, const struct cfg_instance *inst),
+		     void *arg, const struct creds *creds, struct store *st, int64_t run_id,
+		     struct discovered *out, struct cs_error *err)
+{
 	size_t i, k;
 
 	for (i = 0; i < cfg->ninstances; i++) {
@@ -179,8 +417,33 @@ int discover_all(const struct config *cfg, const char **only, size_t nonly,
 			continue;
 		ctx.run = run_id;
 		ctx.instance = inst->id;
-		if (discover_instance(inst, http, creds, &out[i], err) < 0)
-			return -1;
+		if (creds_for) {
+			struct creds *own = creds_for(arg, inst);
+			struct cs_error cerr = { 0 };
+
+			/* the instance's own identity; one that cannot sign fails this instance only */
+			if (creds_fresh(own, 0, &cerr) < 0) {
+				if (cerr.kind == CS_ERR_INTERRUPTED)
+					return cs_error_set(err, CS_ERR_INTERRUPTED, "interrupted");
+				out[i].failed = 1;
+				snprintf(out[i].code, sizeof(out[i].code), "CredentialsUnavailable");
+				snprintf(out[i].message, sizeof(out[i].message), "%s", cerr.msg);
+				log_msg(LOG_ERROR, &ctx, "cannot list the instance's groups: %s",
+					cerr.msg);
+				continue;
+			}
+		}
+		{
+			const struct creds *use = creds_for ? creds_for(arg, inst) : creds;
+			struct cs_error derr = { 0 };
+
+			if (discover_instance(inst, http, use, &out[i], &derr) < 0) {
+				/* a rejected identity of the instance's own fails that instance only */
+				if (derr.kind != CS_ERR_CREDENTIALS || use == creds)
+					return cs_error_set(err, derr.kind, "%s", derr.msg);
+				out[i].failed = 1;
+			}
+		}
 		if (out[i].failed) {
 			ctx.code = out[i].code;
 			log_msg(LOG_ERROR, &ctx, "cannot list the instance's groups: %s: %s",

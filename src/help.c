@@ -28,6 +28,7 @@ static const char overview[] =
 	"  clients    list who held a credential at a REF\n"
 	"  history    every event of a client ID, device ID or glob\n"
 	"  audit      compare the inventory with an asset register\n"
+	"  init       write a config listing the account's instances and groups\n"
 	"  help       show help for a command\n"
 	"\n"
 	"global options:\n"
@@ -81,7 +82,8 @@ static const struct help_text texts[] = {
 	  "                          [--format text|json|csv|ndjson]\n"
 	  "\n"
 	  "Lists snapshots, newest first: id, run, instance, group, status, time, client count,\n"
-	  "added, removed, consistent, error.\n" },
+	  "added, removed, consistent, the identity that produced it (source kind and masked\n"
+	  "AccessKeyId, or role ARN), error.\n" },
 	{ "prune",
 	  "usage: credsync prune [--keep-last N] [--older-than DURATION] [--dry-run] [--vacuum]\n"
 	  "                      [--wait DURATION]\n"
@@ -99,9 +101,12 @@ static const struct help_text texts[] = {
 	{ "check",
 	  "usage: credsync check [--online]\n"
 	  "\n"
-	  "Validates the configuration and resolves credentials, saying where they came from\n"
-	  "(never the secret).  With --online, fetches one page of every group and prints OK or\n"
-	  "the service's Code, Message and RequestId per group.\n" },
+	  "Validates the configuration, shows the metadata service the ECS RAM role source would\n"
+	  "ask, and resolves credentials (fetching temporary ones from STS, the metadata service\n"
+	  "or a credentials URI), printing per instance the identity it would use: kind, source,\n"
+	  "role ARN, AccessKeyId masked, expiry (never the secret).  With --online, fetches one\n"
+	  "page of every group and prints OK or the service's Code, Message and RequestId per\n"
+	  "group.\n" },
 	{ "clients",
 	  "usage: credsync clients [--at REF] [--instance ID]... [--group GID]... [--match GLOB]\n"
 	  "                        [--format text|json|csv|ndjson] [-o FILE]\n"
@@ -147,6 +152,26 @@ static const struct help_text texts[] = {
 	  "  --format FMT         text (default), json, csv, ndjson or html\n"
 	  "  -o, --output FILE    write the report to FILE (atomically) instead of stdout\n"
 	  "  --detailed-exitcode  exit 0 when clean, 2 with drift, 1 on error\n" },
+	{ "init",
+	  "usage: credsync init (--region R... | --all-regions) [--groups-all] [-o FILE]\n"
+	  "                     [--force]\n"
+	  "\n"
+	  "Lists the account's MQTT instances with ListInstances in the given regions and each\n"
+	  "instance's groups with ListGroupId, then writes a commented config (atomically, mode\n"
+	  "0600) and prints the next two commands.  A region or instance that fails is reported\n"
+	  "and left out; the rest is written (exit 1 when something failed).  Endpoints are\n"
+	  "https://onsmqtt.REGION.aliyuncs.com, or $CREDSYNC_ENDPOINT_TEMPLATE with {region}\n"
+	  "replaced (then each instance's endpoint is written too).\n"
+	  "\n"
+	  "  --region R         look in region R (repeatable), e.g. cn-hangzhou\n"
+	  "  --all-regions      look in every region credsync knows (see credsync(1))\n"
+	  "  --groups-all       write groups: all (listed at every sync) instead of the list\n"
+	  "  -o, --output FILE  the file to write (default: -c, $CREDSYNC_CONFIG, else\n"
+	  "                     /etc/credsync/config.yaml as root, ~/.config/credsync/config.yaml)\n"
+	  "  --force            replace FILE when it exists (default: refuse)\n"
+	  "\n"
+	  "The database is -d DB, else /var/lib/credsync/credsync.db as root, else\n"
+	  "~/.local/share/credsync/credsync.db; its directory is created.\n" },
 	{ "help", "usage: credsync help [COMMAND]\n" },
 };
 

@@ -248,7 +248,7 @@ int history_resolve(struct store *st, int64_t group_key, const struct diff_ref *
 #define SNAP_COLUMNS \
 	"s.snapshot_id, s.run_id, s.group_key, g.instance_id, g.group_id, s.status," \
 	" s.started_at, s.finished_at, s.pages, s.client_count, s.total_reported, s.added," \
-	" s.removed, s.consistent, s.error_code, s.error_message" \
+	" s.removed, s.consistent, s.error_code, s.error_message, s.identity" \
 	" FROM cs_snapshot s JOIN cs_group g ON g.group_key = s.group_key"
 
 static void read_snap(sqlite3_stmt *s, struct snap_row *r)
@@ -270,6 +270,7 @@ static void read_snap(sqlite3_stmt *s, struct snap_row *r)
 	r->consistent = (int)col_int_or(s, 13, -1);
 	col_text(s, 14, r->error_code, sizeof(r->error_code));
 	col_text(s, 15, r->error_message, sizeof(r->error_message));
+	col_text(s, 16, r->identity, sizeof(r->identity));
 }
 
 int history_snapshot(struct store *st, int64_t snapshot_id, struct snap_row *row, int *found,

@@ -57,6 +57,7 @@ struct snap_row {
 	int consistent;   /* -1: NULL */
 	char error_code[128];
 	char error_message[768];
+	char identity[256];   /* "" when NULL */
 };
 
 /* Resolves ref for one group to a complete snapshot; *snapshot_id 0 when there is none.

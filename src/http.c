@@ -14,6 +14,7 @@ struct http_endpoint {
 	char *url;        /* scheme://host[:port], no trailing slash */
 	char *host;       /* host[:port] for the Host header */
 	int loopback;
+	struct curl_slist *resolve;  /* a *.localhost host pinned to 127.0.0.1, else NULL */
 	struct http_endpoint_opts opts;
 	char *ca_file;
 	CURL **pool;      /* idle easy handles, reused for keep-alive */
@@ -89,6 +90,7 @@ void http_client_free(struct http_client *c)
 		for (i = 0; i < ep->npool; i++)
 			curl_easy_cleanup(ep->pool[i]);
 		free(ep->pool);
+		curl_slist_free_all(ep->resolve);
 		free(ep->url);
 		free(ep->host);
 		free(ep->ca_file);
@@ -157,6 +159,19 @@ int http_endpoint_open(struct http_client *c, const char *base_url,
 	else
 		snprintf(ep->host, hostlen, "%s", host);
 	sprintf(ep->url, "%s://%s", scheme, ep->host);
+	if (ep->loopback && strcasecmp(host, "localhost") && host[0] != '[' &&
+	    !strchr("0123456789", host[0])) {
+		/* a name under .localhost: resolved here, never by a resolver that might not
+		 * know RFC 6761 */
+		char pin[320];
+
+		snprintf(pin, sizeof(pin), "%s:%s:127.0.0.1", host,
+			 port ? port : (strcasecmp(scheme, "https") ? "80" : "443"));
+		if (!(ep->resolve = curl_slist_append(NULL, pin))) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
 	ep->opts = *opts;
 	ep->opts.ca_file = ep->ca_file;
 	if (!ep->opts.max_body)
@@ -168,6 +183,7 @@ int http_endpoint_open(struct http_client *c, const char *base_url,
 	ret = 0;
 out:
 	if (ep) {
+		curl_slist_free_all(ep->resolve);
 		free(ep->host);
 		free(ep->url);
 		free(ep->ca_file);
@@ -249,6 +265,8 @@ static CURL *easy_get(struct http_endpoint *ep)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (ep->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, ep->ca_file);
+	if (ep->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, ep->resolve);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	return e;

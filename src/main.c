@@ -33,6 +33,9 @@ static const struct command commands[] = {
 	{ "clients", cmd_clients },
 	{ "history", cmd_history },
 	{ "audit", cmd_audit },
+	{ "init", cmd_init },
+	/* hidden: the words the shell completion scripts offer */
+	{ "__complete", cmd_complete },
 };
 
 static int exit_status(const struct cs_error *err)

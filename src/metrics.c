@@ -53,6 +53,29 @@ static int64_t v_success(const struct crawl_result *r) { return r->complete; }
 static int64_t v_consistent(const struct crawl_result *r) { return r->complete && r->consistent; }
 static int64_t v_requests(const struct crawl_result *r) { return r->requests; }
 
+/* Per identity: when its credentials expire (0 never) and how often they were renewed. */
+static void identity_metrics(struct cs_buf *b, const struct metrics_run *m)
+{
+	size_t i;
+
+	if (!m->nidentities)
+		return;
+	header(b, "credsync_credentials_expiry_timestamp_seconds", "gauge",
+	       "Unix time the identity's current credentials expire; 0 when they do not.");
+	for (i = 0; i < m->nidentities; i++) {
+		buf_puts(b, "credsync_credentials_expiry_timestamp_seconds{identity=\"");
+		label(b, m->identities[i]->identity);
+		buf_printf(b, "\"} %" PRId64 "\n", m->identities[i]->expiration);
+	}
+	header(b, "credsync_credentials_renewals", "gauge",
+	       "Times the identity's credentials were renewed during the last run.");
+	for (i = 0; i < m->nidentities; i++) {
+		buf_puts(b, "credsync_credentials_renewals{identity=\"");
+		label(b, m->identities[i]->identity);
+		buf_printf(b, "\"} %" PRId64 "\n", m->identities[i]->refreshes);
+	}
+}
+
 void metrics_render(struct cs_buf *b, const struct metrics_run *m)
 {
 	int64_t finished = m->started_epoch + m->duration_ms / 1000;
@@ -102,6 +125,7 @@ void metrics_render(struct cs_buf *b, const struct metrics_run *m)
 		     "Client IDs removed since the group's previous snapshot.", 1, v_removed);
 	group_metric(b, m, "credsync_group_requests", "API requests for the group in the last run.", 0,
 		     v_requests);
+	identity_metrics(b, m);
 }
 
 int metrics_write(const char *path, const struct metrics_run *m, struct cs_error *err)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "crawl.h"
+#include "creds.h"
 #include "error.h"
 
 struct metrics_run {
@@ -24,6 +25,8 @@ struct metrics_run {
 	int ok;                       /* every group completed */
 	int retention;                /* a retention policy ran after the run */
 	int64_t pruned_snapshots, pruned_runs;  /* what it deleted */
+	const struct creds *const *identities;  /* the run's identities (may be NULL) */
+	size_t nidentities;
 };
 
 /* Renders the metrics text into out (for tests and for metrics_write). */

@@ -544,16 +544,16 @@ void report_snapshots_begin(struct snap_writer *w)
 {
 	w->rows = 0;
 	if (w->fmt == REPORT_TEXT)
-		fprintf(w->out, "%-6s %-5s %-34s %-8s %-20s %9s %7s %7s %4s  %s\n", "ID", "RUN",
+		fprintf(w->out, "%-6s %-5s %-34s %-8s %-20s %9s %7s %7s %4s  %-28s %s\n", "ID", "RUN",
 			"INSTANCE/GROUP", "STATUS", "TIME", "CLIENTS", "ADDED", "REMOVED", "CONS",
-			"ERROR");
+			"IDENTITY", "ERROR");
 	else if (w->fmt == REPORT_JSON)
 		fputs("[", w->out);
 	else if (w->fmt == REPORT_NDJSON)
 		;
 	else
 		fputs("snapshot_id,run_id,instance_id,group_id,status,started_at,finished_at,"
-		      "client_count,added,removed,consistent,error_code,error_message\r\n", w->out);
+		      "client_count,added,removed,consistent,error_code,error_message,identity\r\n", w->out);
 }
 
 static void opt_int(struct cs_buf *b, int64_t v, const char *null_text)
@@ -579,6 +579,7 @@ int report_snapshots_row(void *arg, const struct snap_row *r)
 				   r->added, r->removed, r->consistent == 1 ? "yes" : "NO");
 		else
 			buf_printf(&b, "%9s %7s %7s %4s  ", "-", "-", "-", "-");
+		buf_printf(&b, "%-28s ", r->identity[0] ? r->identity : "-");
 		if (r->error_code[0]) {
 			buf_printf(&b, "%s: ", r->error_code);
 			report_text_id(&b, r->error_message, strlen(r->error_message));
@@ -620,6 +621,11 @@ int report_snapshots_row(void *arg, const struct snap_row *r)
 			json_string(&b, r->error_message);
 		else
 			buf_puts(&b, "null");
+		buf_puts(&b, ", \"identity\": ");
+		if (r->identity[0])
+			json_string(&b, r->identity);
+		else
+			buf_puts(&b, "null");
 		buf_puts(&b, w->fmt == REPORT_NDJSON ? "}\n" : "}");
 	} else {
 		buf_printf(&b, "%" PRId64 ",%" PRId64 ",", r->snapshot_id, r->run_id);
@@ -638,6 +644,8 @@ int report_snapshots_row(void *arg, const struct snap_row *r)
 		report_csv_field(&b, r->error_code, strlen(r->error_code));
 		buf_putc(&b, ',');
 		report_csv_field(&b, r->error_message, strlen(r->error_message));
+		buf_putc(&b, ',');
+		report_csv_field(&b, r->identity, strlen(r->identity));
 		buf_puts(&b, "\r\n");
 	}
 	if (!b.oom)

@@ -769,6 +769,16 @@ damaged:
 	return -1;
 }
 
+/* The WAL size worth a warning: 64 MiB, or $CREDSYNC_WAL_WARN_MIB (for tests and for
+ * operators who want to hear sooner). */
+static off_t wal_warn_bytes(void)
+{
+	const char *env = getenv("CREDSYNC_WAL_WARN_MIB");
+	long mib = env && *env ? strtol(env, NULL, 10) : 0;
+
+	return mib > 0 ? (off_t)mib << 20 : STORE_WAL_WARN_BYTES;
+}
+
 int store_rate_get(struct store *st, const char *host, int64_t max_age_s, double *rate,
 		   struct cs_error *err)
 {
@@ -818,7 +828,7 @@ int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err)
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
 		return db_error(st, err, "checkpoint");
 	snprintf(wal, sizeof(wal), "%s-wal", sqlite3_db_filename(st->db, "main"));
-	if (stat(wal, &sb) == 0 && sb.st_size > STORE_WAL_WARN_BYTES && log > done)
+	if (stat(wal, &sb) == 0 && sb.st_size > wal_warn_bytes() && log > done)
 		log_msg(LOG_WARN, NULL,
 			"database %s: the write-ahead log is %jd MiB and cannot shrink: another "
 			"connection (a long query in sqlite3, or a reader left open) holds an old "
@@ -1754,4 +1764,23 @@ int store_error(struct store *st, struct cs_error *err, const char *what)
 int store_vacuum(struct store *st, struct cs_error *err)
 {
 	return exec(st, "VACUUM", err);
+}
+
+int store_snapshot_set_identity(struct store *st, int64_t snapshot_id, const char *identity,
+				struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* once per snapshot at the end of a run: not worth a slot in the statement cache */
+	if (sqlite3_prepare_v2(st->db, "UPDATE cs_snapshot SET identity = ?2 WHERE snapshot_id = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "recording the identity of a snapshot");
+	sqlite3_bind_int64(s, 1, snapshot_id);
+	sqlite3_bind_text(s, 2, identity, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "recording the identity of a snapshot");
+	return 0;
 }

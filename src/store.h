@@ -65,6 +65,9 @@ struct store_run_stats {
 };
 
 int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err);
+/* Records which identity (creds_describe: never a secret) produced a snapshot. */
+int store_snapshot_set_identity(struct store *st, int64_t snapshot_id, const char *identity,
+				struct cs_error *err);
 int store_run_finish(struct store *st, int64_t run_id, const struct store_run_stats *stats,
 		     struct cs_error *err);
 /* Records the run's counts so far (stats->status is ignored), inside the caller's

@@ -216,6 +216,10 @@ int util_host_is_loopback(const char *host)
 
 	if (!strcasecmp(host, "localhost"))
 		return 1;
+	/* RFC 6761: names under .localhost are loopback; http.c pins them to 127.0.0.1, so no
+	 * resolver can send them elsewhere (tests give each region such a name) */
+	if (len > 10 && !strcasecmp(host + len - 10, ".localhost") && host[0] != '.')
+		return 1;
 	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
 		if (len - 2 >= sizeof(tmp))
 			return 0;

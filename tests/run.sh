@@ -10,7 +10,8 @@
 # non-loopback address even by accident; the default chain's metadata provider is off too.
 # .ci/run runs exactly this.
 set -euo pipefail
-export CREDSYNC_PACKAGES_EXTRA="chromium valgrind clang libclang-rt-14-dev iproute2 util-linux"
+# dpkg-dev (dpkg-shlibdeps) and lintian: it.package builds, lints and installs the .deb
+export CREDSYNC_PACKAGES_EXTRA="chromium valgrind clang libclang-rt-14-dev iproute2 util-linux dpkg-dev lintian"
 source "$(dirname "$0")/../contrib/setup.sh"
 
 if [ "${CREDSYNC_IN_NETNS:-}" != 1 ]; then
@@ -44,11 +45,12 @@ phase "ctest under ASan + UBSan"
  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
  ctest --output-on-failure -j"$jobs" --timeout 1800)
 
+# it.package and it.completion run no credsync under the wrapper: they are not repeated here
 phase "integration tests with credsync under valgrind memcheck"
 (cd "$BUILD" &&
  CREDSYNC_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --track-fds=no" \
  CREDSYNC_TEST_SCALE=0.05 \
- ctest --output-on-failure -j"$jobs" -L integration -E 'it\.(sim|html_render|docs)$' --timeout 2400)
+ ctest --output-on-failure -j"$jobs" -L integration -E 'it\.(sim|html_render|docs|package|completion)$' --timeout 2400)
 
 echo
 echo "== all passed in $((SECONDS - start))s"

@@ -91,7 +91,30 @@ struct sim_options {
 	double churn;
 	double list_group_qps;  /* 0: unlimited */
 	int verbose;
+	char **regions;         /* owned; --regions: instance i (by id) is in regions[i % n] */
+	size_t nregions;
+	struct sim_deny *denies;      /* owned; --deny */
+	size_t ndenies;
+	/* identity services (sim_sts.c) */
+	int64_t cred_lifetime_s;      /* --credential-lifetime; 0: the DurationSeconds asked */
+	const char *oidc_token_file;  /* --oidc-token-file: AssumeRoleWithOIDC's one valid token */
+	char **roles;                 /* --role ARN[#EXTERNALID], owned array of argv pointers */
+	size_t nroles;
+	char **denied_roles;          /* --deny-role ARN: exists, the caller may not assume it */
+	size_t ndenied;
+	enum sim_imds_mode { SIM_IMDS_BOTH, SIM_IMDS_V2_ONLY, SIM_IMDS_V1_ONLY } imds;
+	const char *imds_role;        /* --imds-role; "" no role attached */
 };
+
+/* --deny ACTION[@SCOPE]: ACTION answers 403 Forbidden.RAM, in region or instance SCOPE
+ * only when given. */
+struct sim_deny {
+	char *action;           /* owned */
+	char *scope;            /* owned; NULL: everywhere */
+};
+
+/* The region when none is given with --regions. */
+#define SIM_DEFAULT_REGION "cn-hangzhou"
 
 /* ---- dataset (sim_data.c) ---- */
 
@@ -111,6 +134,7 @@ struct sim_group {
 
 struct sim_instance {
 	char *id;               /* owned */
+	const char *region;     /* points into sim_options.regions, or SIM_DEFAULT_REGION */
 	struct sim_group *groups;     /* owned, sorted by id */
 	size_t ngroups;
 };
@@ -154,6 +178,25 @@ void sim_json_item(struct cs_buf *out, size_t *count, const char *s);
 
 /* ---- server state ---- */
 
+#define SIM_MAX_TEMPS 65536           /* issued temporary credentials remembered */
+#define SIM_IMDS_TOKENS 64
+
+/* One issued set of temporary credentials. */
+struct sim_temp {
+	char id[40];
+	char secret[48];
+	char token[100];
+	int64_t expires;              /* wall clock, seconds */
+};
+
+/* What a signature is checked against: the static key or an issued temporary one. */
+struct sim_key {
+	char secret[128];
+	char token[128];              /* "" : none required (static key without --security-token) */
+	int temporary;
+	int64_t expires;
+};
+
 struct sim_bucket {
 	double tokens, rate, burst;
 	int64_t last_us;
@@ -171,6 +214,7 @@ struct sim_counters {
 
 struct sim_stats {
 	uint64_t requests, rpc_requests, pages, throttled;
+	uint64_t issued;              /* temporary credentials handed out (STS, IMDS, URI) */
 	struct sim_counters by_action, by_code, faults;
 };
 
@@ -208,6 +252,13 @@ struct sim_server {
 	uint64_t reqid_hi;
 	atomic_uint_fast64_t reqid_seq;
 	atomic_int stopping;          /* set on SIGTERM: sleeping handlers give up */
+	struct sim_temp *temps;       /* lock; issued temporary credentials, a ring */
+	size_t ntemps, temp_head;
+	char imds_tokens[SIM_IMDS_TOKENS][33]; /* lock; IMDSv2 tokens, a ring */
+	int64_t imds_expiry[SIM_IMDS_TOKENS];
+	size_t imds_head;
+	long fail_count;              /* lock; the next N issuances fail with fail_code */
+	char fail_code[64];
 };
 
 /* Uniform 64-bit / [0,1) draws; the lock must be held. */
@@ -247,6 +298,11 @@ struct sim_reply {
 	int64_t retry_after_ms;       /* <0: no header */
 	int64_t delay_ms;             /* sleep before answering */
 };
+
+/* The region the request was sent to, from its Host: "onsmqtt[-vpc].REGION.aliyuncs.com" or
+ * "REGION.localhost" (the name tests give each region); written to out (size outlen).
+ * Returns 0 when the host names no region (127.0.0.1: every region at once), else 1. */
+int sim_req_region(const struct sim_req *r, char *out, size_t outlen);
 
 /* The request's parameter (query or form body) or NULL. */
 const char *sim_param(const struct sim_req *r, const char *name);
@@ -291,6 +347,19 @@ void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
 /* Validates a --fault spec's code and fills kind/status/message/throttle.  Returns 0 or -1. */
 int sim_fault_classify(struct sim_fault *f);
 void sim_bucket_init(struct sim_bucket *b, double rate, double burst);
+
+/* ---- sim_sts.c ---- */
+
+/* Looks up an AccessKeyId: 1 found (k filled), 0 unknown.  Takes the lock. */
+int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k);
+/* Serves STS AssumeRole (already authenticated) and AssumeRoleWithOIDC (unsigned). */
+void sim_sts(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
+	     struct sim_reply *rep);
+/* Serves the metadata service under /latest/. */
+void sim_imds(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
+/* Serves /_sim/credentials-uri and /_sim/identity-fail; 0 when the path is not one of them. */
+int sim_sts_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
+void sim_sts_release(struct sim_server *s);
 
 /* ---- sim_ctl.c ---- */
 

@@ -408,6 +408,47 @@ static void quoted(const char *s, char *out, size_t outlen)
 	util_quote_bytes(s, strlen(s), out, outlen);
 }
 
+/* ---- regions and RAM denials ---- */
+
+/* An instance as the request's region sees it: an instance of another region is as unknown
+ * as one that does not exist (the real endpoint of a region serves only its own).  Lock
+ * held. */
+static struct sim_instance *instance_here(struct sim_server *s, const struct sim_req *r,
+					  const char *id)
+{
+	struct sim_instance *in = sim_data_instance(&s->data, id);
+	char region[64];
+
+	if (in && sim_req_region(r, region, sizeof(region)) && strcmp(region, in->region))
+		return NULL;
+	return in;
+}
+
+/* 1 when --deny refuses this action here (filled the reply). */
+static int denied(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
+		  struct sim_reply *rep)
+{
+	const struct sim_options *o = s->opt;
+	char region[64];
+	int has_region = sim_req_region(r, region, sizeof(region));
+	size_t i;
+
+	for (i = 0; i < o->ndenies; i++) {
+		const struct sim_deny *d = &o->denies[i];
+
+		if (strcmp(d->action, call->action))
+			continue;
+		if (d->scope && !(has_region && !strcmp(d->scope, region)) &&
+		    !(call->instance && !strcmp(d->scope, call->instance)))
+			continue;
+		sim_error(r, rep, 403, "Forbidden.RAM",
+			  "User not authorized to operate on the specified resource, or this API "
+			  "doesn't support RAM.");
+		return 1;
+	}
+	return 0;
+}
+
 static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 {
 	static const char *const required[] = { "InstanceId", "GroupId", "PageNo", "PageSize" };
@@ -447,7 +488,7 @@ static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_rep
 		bad_token = 1;
 
 	pthread_mutex_lock(&s->lock);
-	in = sim_data_instance(&s->data, v[0]);
+	in = instance_here(s, r, v[0]);
 	g = in ? sim_data_group(in, v[1]) : NULL;
 	if (!g || bad_token) {
 		pthread_mutex_unlock(&s->lock);
@@ -513,6 +554,50 @@ static void list_clients(struct sim_server *s, struct sim_req *r, struct sim_rep
 	rep->content_type = "application/json;charset=utf-8";
 }
 
+/* ---- ListInstances ---- */
+
+static void list_instances(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
+{
+	struct cs_buf *out = &r->out;
+	char region[64];
+	int has_region = sim_req_region(r, region, sizeof(region));
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	buf_reset(out);
+	buf_puts(out, "{\"RequestId\":\"");
+	buf_puts(out, r->request_id);
+	/* as the real service: a success body with Code "200" and Success "true" */
+	buf_puts(out, "\",\"Code\":\"200\",\"Success\":\"true\",\"Instances\":[");
+	for (i = 0; i < s->data.ninst; i++) {
+		const struct sim_instance *in = &s->data.inst[i];
+
+		if (has_region && strcmp(region, in->region))
+			continue;
+		if (n++)
+			buf_putc(out, ',');
+		buf_puts(out, "{\"InstanceId\":");
+		sim_json_str(out, in->id);
+		buf_puts(out, ",\"InstanceName\":");
+		{
+			struct cs_buf name = CS_BUF_INIT;
+
+			buf_printf(&name, "simulated %s", in->id);
+			sim_json_str(out, buf_str(&name));
+			buf_release(&name);
+		}
+		buf_puts(out, ",\"InstanceStatus\":\"2\",\"InstanceType\":\"professional\","
+			 "\"RegionId\":");
+		sim_json_str(out, in->region);
+		buf_puts(out, ",\"CreateTime\":1700000000000,\"ExpireTime\":4102444800000,"
+			 "\"Tags\":[]}");
+	}
+	buf_puts(out, "]}");
+	pthread_mutex_unlock(&s->lock);
+	rep->status = 200;
+	rep->content_type = "application/json;charset=utf-8";
+}
+
 /* ---- ListGroupId ---- */
 
 static void list_groups(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
@@ -532,7 +617,7 @@ static void list_groups(struct sim_server *s, struct sim_req *r, struct sim_repl
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	in = sim_data_instance(&s->data, id);
+	in = instance_here(s, r, id);
 	if (!in) {
 		pthread_mutex_unlock(&s->lock);
 		sim_error(r, rep, 400, "InstancePermissionCheckFailed", MSG_INSTANCE);
@@ -572,6 +657,12 @@ static void dispatch(struct sim_server *s, struct sim_req *r, const struct sim_c
 	char q[128];
 	size_t i;
 
+	if (denied(s, r, call, rep))
+		return;
+	if (!strcmp(call->action, "ListInstances")) {
+		list_instances(s, r, rep);
+		return;
+	}
 	if (!strcmp(call->action, "ListDeviceCredentialClientId")) {
 		list_clients(s, r, rep);
 		return;
@@ -667,8 +758,17 @@ void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 		network_fault(s, r, f, rep);
 		goto out;
 	}
+	/* STS: AssumeRoleWithOIDC is unsigned; AssumeRole is signed like any RPC call */
+	if (call.action && !strcmp(call.action, "AssumeRoleWithOIDC")) {
+		sim_sts(s, r, &call, rep);
+		goto out;
+	}
 	if (sim_auth_check(s, r, &call, rep) < 0)
 		goto out;
+	if (!strcmp(call.action, "AssumeRole")) {
+		sim_sts(s, r, &call, rep);
+		goto out;
+	}
 	if (strcmp(call.version, SIM_API_VERSION)) {
 		char q[64];
 

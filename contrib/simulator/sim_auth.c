@@ -153,7 +153,8 @@ static int secret_equal(const char *a, const char *b)
 
 /* The checks after the signature, common to both styles: timestamp, nonce, token. */
 static int check_replay(struct sim_server *s, struct sim_req *r, const char *timestamp,
-			const char *nonce, const char *token, struct sim_reply *rep)
+			const char *nonce, const char *token, const struct sim_key *k,
+			struct sim_reply *rep)
 {
 	int64_t ts, now = util_now_epoch();
 	int seen;
@@ -172,7 +173,26 @@ static int check_replay(struct sim_server *s, struct sim_req *r, const char *tim
 			  "Specified signature nonce was used already.");
 		return -1;
 	}
-	if (s->opt->security_token && (!token || !secret_equal(token, s->opt->security_token))) {
+	if (k->temporary) {
+		/* issued credentials: the token must be theirs, and they die at expiry */
+		if (!token || !*token) {
+			sim_error(r, rep, 400, "MissingSecurityToken",
+				  "SecurityToken is mandatory for this AccessKeyId.");
+			return -1;
+		}
+		if (!secret_equal(token, k->token)) {
+			sim_error(r, rep, 400, "InvalidSecurityToken.MismatchWithAccessKey",
+				  "Specified SecurityToken mismatch with the AccessKey.");
+			return -1;
+		}
+		if (now >= k->expires) {
+			sim_error(r, rep, 400, "InvalidSecurityToken.Expired",
+				  "Specified SecurityToken is expired.");
+			return -1;
+		}
+		return 0;
+	}
+	if (*k->token && (!token || !secret_equal(token, k->token))) {
 		sim_error(r, rep, 400, "InvalidSecurityToken.Mismatch",
 			  token ? "Specified SecurityToken does not match the AccessKeyId."
 				: "Specified SecurityToken is missing; this AccessKeyId needs one.");
@@ -192,8 +212,10 @@ static int auth_v1(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 	enum { ACTION, VERSION, KEY_ID, METHOD, SIG_VERSION, NONCE, TIMESTAMP, SIGNATURE };
 	const char *v[sizeof(required) / sizeof(required[0])];
 	struct sign_param p[SIM_MAX_PARAMS];
+	struct sim_key k;
 	char expected[64];
 	size_t i, n = 0;
+	int ret;
 
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		v[i] = sim_param(r, required[i]);
@@ -210,7 +232,7 @@ static int auth_v1(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 			  "Specified signature version is not valid (expected 1.0).");
 		return -1;
 	}
-	if (strcmp(v[KEY_ID], s->opt->key_id)) {
+	if (!sim_key_lookup(s, v[KEY_ID], &k)) {
 		sim_error(r, rep, 404, "InvalidAccessKeyId.NotFound",
 			  "Specified access key is not found.");
 		return -1;
@@ -220,19 +242,23 @@ static int auth_v1(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 			p[n++] = r->params[i];
 	buf_reset(&r->tmp);
 	if (sign_canonical_query(&r->tmp, p, n) < 0 ||
-	    sign_v1(expected, sizeof(expected), r->method, buf_str(&r->tmp), s->opt->key_secret) < 0) {
+	    sign_v1(expected, sizeof(expected), r->method, buf_str(&r->tmp), k.secret) < 0) {
+		OPENSSL_cleanse(&k, sizeof(k));
 		sim_error(r, rep, 500, "InternalError", "The simulator ran out of memory.");
 		return -1;
 	}
 	if (!secret_equal(v[SIGNATURE], expected)) {
 		buf_reset(&r->tmp2);
 		sign_v1_string_to_sign(&r->tmp2, r->method, buf_str(&r->tmp));
+		OPENSSL_cleanse(&k, sizeof(k));
 		sim_error(r, rep, 400, "SignatureDoesNotMatch",
 			  "Specified signature is not matched with our calculation. server string to sign is:%s",
 			  buf_str(&r->tmp2));
 		return -1;
 	}
-	return check_replay(s, r, v[TIMESTAMP], v[NONCE], sim_param(r, "SecurityToken"), rep);
+	ret = check_replay(s, r, v[TIMESTAMP], v[NONCE], sim_param(r, "SecurityToken"), &k, rep);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return ret;
 }
 
 /* ---- v3 ---- */
@@ -341,6 +367,7 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 		"x-acs-content-sha256",
 	};
 	struct v3_auth a;
+	struct sim_key k;
 	struct sign_param hdr[V3_MAX_SIGNED];
 	char names[V3_MAX_SIGNED][64], values[16384];
 	char hashed[65], expected[65], payload[65], got[129];
@@ -358,22 +385,22 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 		if (!v || !*v)
 			return missing(r, rep, required[i]);
 	}
-	if (strcmp(a.credential, s->opt->key_id)) {
+	if (!sim_key_lookup(s, a.credential, &k)) {
 		sim_error(r, rep, 404, "InvalidAccessKeyId.NotFound",
 			  "Specified access key is not found.");
 		return -1;
 	}
 	for (name = a.signed_headers; *name;) {
 		const char *end = strchr(name, ';'), *v;
-		size_t len, k;
+		size_t len, ci;
 
 		if (!end)
 			end = name + strlen(name);
 		len = (size_t)(end - name);
 		if (!len || len >= sizeof(names[0]) || nh == V3_MAX_SIGNED)
 			return incomplete(r, rep, "bad SignedHeaders list", a.signed_headers);
-		for (k = 0; k < len; k++)
-			names[nh][k] = (char)tolower((unsigned char)name[k]);
+		for (ci = 0; ci < len; ci++)
+			names[nh][ci] = (char)tolower((unsigned char)name[ci]);
 		names[nh][len] = '\0';
 		v = sim_header(r, names[nh]);
 		if (!v)
@@ -396,7 +423,7 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 	buf_reset(&r->tmp);
 	if (sign_canonical_query(&r->tmp, r->params, r->nquery) < 0 ||
 	    sign_v3(hashed, expected, &signed_list, r->method, buf_str(&r->tmp), hdr, nh, payload,
-		    s->opt->key_secret) < 0) {
+		    k.secret) < 0) {
 		sim_error(r, rep, 500, "InternalError", "The simulator ran out of memory.");
 		goto out;
 	}
@@ -411,8 +438,9 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 		goto out;
 	}
 	ret = check_replay(s, r, sim_header(r, "x-acs-date"), sim_header(r, "x-acs-signature-nonce"),
-			   sim_header(r, "x-acs-security-token"), rep);
+			   sim_header(r, "x-acs-security-token"), &k, rep);
 out:
+	OPENSSL_cleanse(&k, sizeof(k));
 	buf_release(&signed_list);
 	return ret;
 }

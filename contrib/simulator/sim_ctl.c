@@ -80,9 +80,11 @@ static void ctl_stats(struct sim_server *s, struct sim_req *r, struct sim_reply 
 
 	buf_reset(out);
 	pthread_mutex_lock(&s->lock);
-	buf_printf(out, "{\"requests\":%llu,\"rpc_requests\":%llu,\"pages\":%llu,\"throttled\":%llu",
+	buf_printf(out, "{\"requests\":%llu,\"rpc_requests\":%llu,\"pages\":%llu,\"throttled\":%llu"
+		   ",\"issued\":%llu",
 		   (unsigned long long)st->requests, (unsigned long long)st->rpc_requests,
-		   (unsigned long long)st->pages, (unsigned long long)st->throttled);
+		   (unsigned long long)st->pages, (unsigned long long)st->throttled,
+		   (unsigned long long)st->issued);
 	put_counters(out, "by_action", &st->by_action);
 	put_counters(out, "by_code", &st->by_code);
 	put_counters(out, "faults", &st->faults);
@@ -189,6 +191,8 @@ void sim_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 	};
 	size_t i;
 
+	if (sim_sts_ctl(s, r, rep))
+		return;
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (!strcmp(r->url, routes[i].path))
 			break;

@@ -36,7 +36,8 @@
 static const char usage_text[] =
 	"usage: credsync-sim [OPTIONS]\n"
 	"\n"
-	"A stand-in for Alibaba Cloud's OnsMqtt API (ListDeviceCredentialClientId, ListGroupId)\n"
+	"A stand-in for Alibaba Cloud's OnsMqtt API (ListDeviceCredentialClientId, ListGroupId,\n"
+	"ListInstances)\n"
 	"for credsync's tests, demo and benchmarks.  It verifies v1 and v3 signatures and\n"
 	"answers with the service's error codes.\n"
 	"\n"
@@ -57,6 +58,10 @@ static const char usage_text[] =
 	"                          generate mqtt-sim-1..N, GID_sim_1..N in each instance and\n"
 	"                          GID_sim_G@@@dev-0000001..N in each group (default 1, 2, 10)\n"
 	"  --seed N                seed of the random choices (faults, churn, mutations)\n"
+	"  --regions R1,R2,...     instances (sorted by id) are in these regions in turn\n"
+	"                          (default: all in " SIM_DEFAULT_REGION "). A request sent to\n"
+	"                          REGION.localhost or onsmqtt.REGION.aliyuncs.com sees only\n"
+	"                          that region's instances; one to 127.0.0.1 sees them all\n"
 	"Paging (ListDeviceCredentialClientId):\n"
 	"  --page-cap N            serve at most N IDs per page; PageSize echoes the cap\n"
 	"  --last-token MODE       NextToken of the last page: absent (default), empty, same\n"
@@ -79,12 +84,27 @@ static const char usage_text[] =
 	"                          every request 403 Forbidden.IpBlocked for --block-for\n"
 	"  --block-for DURATION    how long a block lasts (default 60s); /_sim/stats: blocks\n"
 	"  --list-group-qps N      ListGroupId rate (default 10; 0 for none)\n"
+	"  --deny ACTION[@SCOPE]   ACTION answers 403 Forbidden.RAM (in region or instance\n"
+	"                          SCOPE only, when given); repeatable\n"
 	"  --latency MS            delay every RPC response\n"
 	"  --hang MS               how long the timeout fault hangs (default 30000)\n"
 	"  --retry-after MS        send x-acs-retry-after on throttling responses\n"
+	"Identity services (same listener; see README):\n"
+	"  --role ARN[#EXTERNALID] a role STS AssumeRole / AssumeRoleWithOIDC may assume\n"
+	"                          (repeatable; default acs:ram::1234567890123456:role/credsync-reader)\n"
+	"  --deny-role ARN         a role that exists but the caller may not assume (NoPermission)\n"
+	"  --oidc-token-file PATH  AssumeRoleWithOIDC accepts only this file's current contents\n"
+	"  --credential-lifetime S issued temporary credentials live S seconds (default: the\n"
+	"                          DurationSeconds asked, 6h from the metadata service)\n"
+	"  --imds MODE             metadata service: both (default), v2-only (refuse IMDSv1),\n"
+	"                          v1-only (no token PUT)\n"
+	"  --imds-role NAME        the role attached to the \"instance\" (default credsync-ecs;\n"
+	"                          \"\" for none)\n"
 	"\n"
 	"Control (unsigned): POST /_sim/mutate?add=N&remove=N[&instance=I][&group=G],\n"
-	"GET /_sim/stats, POST /_sim/reset-stats, GET /_sim/dump.\n"
+	"GET /_sim/stats, POST /_sim/reset-stats, GET /_sim/dump,\n"
+	"GET /_sim/credentials-uri[?mode=garbage|fail|missing|past],\n"
+	"POST /_sim/identity-fail?count=N&code=CODE, POST /_sim/expire-all, GET /_sim/issued.\n"
 	"\n"
 	"Exit status: 0 after SIGTERM or SIGINT, 64 usage error, 65 invalid dataset,\n"
 	"66 unreadable dataset, 1 any other failure.\n";
@@ -190,6 +210,36 @@ static int add_param(struct sim_req *r, const char *name, const char *value)
 const char *sim_header(const struct sim_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int sim_req_region(const struct sim_req *r, char *out, size_t outlen)
+{
+	const char *h = sim_header(r, "Host"), *end, *dot;
+	size_t len;
+
+	if (!h || !outlen)
+		return 0;
+	end = h + strcspn(h, ":");
+	len = (size_t)(end - h);
+	if (len > 10 && !strncasecmp(end - 10, ".localhost", 10)) {
+		dot = memchr(h, '.', len);
+		len = (size_t)(dot - h);
+	} else if (len > 13 && !strncasecmp(end - 13, ".aliyuncs.com", 13)) {
+		const char *start = !strncasecmp(h, "onsmqtt.", 8) ? h + 8
+				    : !strncasecmp(h, "onsmqtt-vpc.", 12) ? h + 12 : NULL;
+
+		if (!start || start >= end - 13)
+			return 0;
+		h = start;
+		len = (size_t)(end - 13 - start);
+	} else {
+		return 0;
+	}
+	if (!len || len >= outlen)
+		return 0;
+	memcpy(out, h, len);
+	out[len] = '\0';
+	return 1;
 }
 
 /* ---- options ---- */
@@ -370,8 +420,9 @@ enum {
 	OPT_LISTEN = 256, OPT_PORT_FILE, OPT_KEY_ID, OPT_KEY_SECRET, OPT_TOKEN, OPT_DATASET,
 	OPT_INSTANCES, OPT_GROUPS, OPT_DEVICES, OPT_SEED, OPT_FAULT, OPT_QPS, OPT_LATENCY,
 	OPT_HANG, OPT_RETRY_AFTER, OPT_LAST_TOKEN, OPT_NO_TOKEN, OPT_PAGE_CAP, OPT_TOTAL_NUMBER,
-	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP,
-	OPT_BUCKET, OPT_THROTTLE_STATUS, OPT_BLOCK_ABOVE, OPT_BLOCK_FOR,
+	OPT_MAX_SKEW, OPT_CHURN, OPT_LIST_GROUP_QPS, OPT_VERBOSE, OPT_HELP, OPT_ROLE,
+	OPT_DENY_ROLE, OPT_OIDC_FILE, OPT_CRED_LIFETIME, OPT_IMDS, OPT_IMDS_ROLE,
+	OPT_BUCKET, OPT_THROTTLE_STATUS, OPT_BLOCK_ABOVE, OPT_BLOCK_FOR, OPT_REGIONS, OPT_DENY,
 };
 
 static const struct option long_options[] = {
@@ -401,10 +452,68 @@ static const struct option long_options[] = {
 	{ "max-skew", required_argument, NULL, OPT_MAX_SKEW },
 	{ "churn-during-crawl", required_argument, NULL, OPT_CHURN },
 	{ "list-group-qps", required_argument, NULL, OPT_LIST_GROUP_QPS },
+	{ "regions", required_argument, NULL, OPT_REGIONS },
+	{ "deny", required_argument, NULL, OPT_DENY },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "role", required_argument, NULL, OPT_ROLE },
+	{ "deny-role", required_argument, NULL, OPT_DENY_ROLE },
+	{ "oidc-token-file", required_argument, NULL, OPT_OIDC_FILE },
+	{ "credential-lifetime", required_argument, NULL, OPT_CRED_LIFETIME },
+	{ "imds", required_argument, NULL, OPT_IMDS },
+	{ "imds-role", required_argument, NULL, OPT_IMDS_ROLE },
 	{ NULL, 0, NULL, 0 },
 };
+
+static int parse_regions(const char *arg, struct sim_options *o)
+{
+	const char *p = arg;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char **v;
+
+		if (!len || len > 63 || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < len)
+			return usage_error("--regions: expected a comma-separated list of region "
+					   "names like cn-hangzhou, got '%s'", arg);
+		v = realloc(o->regions, (o->nregions + 1) * sizeof(*v));
+		if (!v)
+			return usage_error("out of memory");
+		o->regions = v;
+		if (!(v[o->nregions] = strndup(p, len)))
+			return usage_error("out of memory");
+		o->nregions++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!o->nregions)
+		return usage_error("--regions: expected at least one region");
+	return 0;
+}
+
+static int parse_deny(const char *arg, struct sim_options *o)
+{
+	const char *at = strchr(arg, '@');
+	struct sim_deny *v;
+	size_t len = at ? (size_t)(at - arg) : strlen(arg);
+
+	if (!len || (at && !at[1]))
+		return usage_error("--deny: expected ACTION[@REGION|@INSTANCE], got '%s'", arg);
+	v = realloc(o->denies, (o->ndenies + 1) * sizeof(*v));
+	if (!v)
+		return usage_error("out of memory");
+	o->denies = v;
+	v[o->ndenies].action = strndup(arg, len);
+	v[o->ndenies].scope = at ? strdup(at + 1) : NULL;
+	if (!v[o->ndenies].action || (at && !v[o->ndenies].scope)) {
+		free(v[o->ndenies].action);
+		free(v[o->ndenies].scope);
+		return usage_error("out of memory");
+	}
+	o->ndenies++;
+	return 0;
+}
 
 /* Returns 0 to run, 1 when --help was served, -1 on a usage error (already reported). */
 static int parse_options(int argc, char **argv, struct sim_options *o)
@@ -427,6 +536,7 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 	o->list_group_qps = 10;
 	o->throttle_status = 500;
 	o->block_for_ms = 60 * 1000;
+	o->imds_role = "credsync-ecs";
 	if (!o->listen_host)
 		return usage_error("out of memory");
 
@@ -521,6 +631,14 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 			if (parse_double("--qps", optarg, 0, 1e7, &o->qps) < 0)
 				return -1;
 			break;
+		case OPT_REGIONS:
+			if (parse_regions(optarg, o) < 0)
+				return -1;
+			break;
+		case OPT_DENY:
+			if (parse_deny(optarg, o) < 0)
+				return -1;
+			break;
 		case OPT_LIST_GROUP_QPS:
 			if (parse_double("--list-group-qps", optarg, 0, 1e7, &o->list_group_qps) < 0)
 				return -1;
@@ -577,6 +695,42 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 		case OPT_VERBOSE:
 			o->verbose = 1;
 			break;
+		case OPT_ROLE:
+		case OPT_DENY_ROLE: {
+			char ***list = c == OPT_ROLE ? &o->roles : &o->denied_roles;
+			size_t *n = c == OPT_ROLE ? &o->nroles : &o->ndenied;
+			char **grown = realloc(*list, (*n + 1) * sizeof(**list));
+
+			if (!*optarg)
+				return usage_error("%s: must not be empty", argv[optind - 1]);
+			if (!grown)
+				return usage_error("out of memory");
+			*list = grown;
+			grown[(*n)++] = optarg;
+			break;
+		}
+		case OPT_OIDC_FILE:
+			o->oidc_token_file = optarg;
+			break;
+		case OPT_CRED_LIFETIME:
+			if (parse_long("--credential-lifetime", optarg, 1, 43200, &v) < 0)
+				return -1;
+			o->cred_lifetime_s = v;
+			break;
+		case OPT_IMDS:
+			if (!strcmp(optarg, "both"))
+				o->imds = SIM_IMDS_BOTH;
+			else if (!strcmp(optarg, "v2-only"))
+				o->imds = SIM_IMDS_V2_ONLY;
+			else if (!strcmp(optarg, "v1-only"))
+				o->imds = SIM_IMDS_V1_ONLY;
+			else
+				return usage_error("--imds: expected both, v2-only or v1-only, got '%s'",
+						   optarg);
+			break;
+		case OPT_IMDS_ROLE:
+			o->imds_role = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -592,6 +746,14 @@ static int parse_options(int argc, char **argv, struct sim_options *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!o->nroles) {
+		static char default_role[] = "acs:ram::1234567890123456:role/credsync-reader";
+
+		o->roles = malloc(sizeof(*o->roles));
+		if (!o->roles)
+			return usage_error("out of memory");
+		o->roles[o->nroles++] = default_role;
+	}
 	if (o->dataset && generated)
 		return usage_error("--dataset and --instances/--groups/--devices exclude each other");
 	if ((double)o->instances * (double)o->groups * (double)o->devices > SIM_MAX_IDS)
@@ -610,7 +772,17 @@ static void options_release(struct sim_options *o)
 		free(o->faults[i].group);
 	}
 	free(o->faults);
+	for (i = 0; i < o->nregions; i++)
+		free(o->regions[i]);
+	free(o->regions);
+	for (i = 0; i < o->ndenies; i++) {
+		free(o->denies[i].action);
+		free(o->denies[i].scope);
+	}
+	free(o->denies);
 	free(o->listen_host);
+	free(o->roles);
+	free(o->denied_roles);
 }
 
 /* ---- requests ---- */
@@ -785,7 +957,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	add_form_params(r);
 
 	rpc = strncmp(url, "/_sim/", 6) != 0;
-	if (rpc)
+	if (!strncmp(url, "/latest/", 8)) {
+		sim_imds(s, r, &rep);
+		rpc = 0;
+	} else if (rpc)
 		sim_rpc(s, r, &rep);
 	else
 		sim_ctl(s, r, &rep);
@@ -897,6 +1072,14 @@ static int load_dataset(struct sim_server *s, const struct sim_options *o)
 			return EX_NOINPUT;
 		return EX_FAIL;
 	}
+	{
+		size_t i;
+
+		/* instances sorted by id take the regions in turn */
+		for (i = 0; i < s->data.ninst; i++)
+			s->data.inst[i].region = o->nregions ? o->regions[i % o->nregions]
+							     : SIM_DEFAULT_REGION;
+	}
 	if (o->verbose) {
 		size_t i, j, ids = 0, groups = 0;
 
@@ -996,6 +1179,7 @@ out:
 		MHD_stop_daemon(d);
 	sim_data_release(&srv.data);
 	sim_nonces_release(&srv.nonces);
+	sim_sts_release(&srv);
 	if (lock_ready)
 		pthread_mutex_destroy(&srv.lock);
 	if (key_ready)

@@ -10,7 +10,7 @@ import harness
 
 SRC = os.environ.get("CREDSYNC_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 MAN = os.path.join(SRC, "contrib", "man", "credsync.1")
-COMMANDS = ["sync", "diff", "snapshots", "prune", "check", "clients", "history", "audit"]
+COMMANDS = ["sync", "diff", "snapshots", "prune", "check", "clients", "history", "audit", "init"]
 GLOBAL = {"--config", "--database", "--verbose", "--quiet", "--log-format", "--help", "--version"}
 
 
@@ -78,7 +78,7 @@ def test_install_tree():
     build = os.path.dirname(os.path.dirname(harness.credsync_path()))
     p = subprocess.run(["cmake", "--install", build, "--prefix", d], capture_output=True)
     assert p.returncode == 0, p.stderr.decode()
-    for rel in ("bin/credsync", "bin/credsync-sim", "share/man/man1/credsync.1",
+    for rel in ("bin/credsync", "bin/credsync-sim", "share/man/man1/credsync.1.gz",
                 "share/doc/credsync/examples/example.yaml",
                 "share/doc/credsync/examples/credsync.service",
                 "share/doc/credsync/examples/credsync.timer",
@@ -88,7 +88,7 @@ def test_install_tree():
     p = subprocess.run([os.path.join(d, "bin", "credsync"), "--version"], capture_output=True)
     assert p.returncode == 0
     if subprocess.run(["which", "man"], capture_output=True).returncode == 0:
-        p = subprocess.run(["man", "-l", os.path.join(d, "share/man/man1/credsync.1")],
+        p = subprocess.run(["man", "-l", os.path.join(d, "share/man/man1/credsync.1.gz")],
                            capture_output=True, env=dict(os.environ, MANWIDTH="100"))
         assert p.returncode == 0 and b"EXIT STATUS" in p.stdout, p.stderr
 

@@ -756,7 +756,7 @@ def test_stats_counters():
         eq(st["faults"], {"InternalError": 1}, "faults")
         eq(st["blocks"], 0, "blocks")
         sim.reset_stats()
-        eq(sim.stats(), {"requests": 0, "rpc_requests": 0, "pages": 0, "throttled": 0,
+        eq(sim.stats(), {"requests": 0, "rpc_requests": 0, "pages": 0, "throttled": 0, "issued": 0,
                          "by_action": {}, "by_code": {}, "faults": {}, "blocks": 0}, "after reset")
 
 

@@ -537,7 +537,44 @@ def test_echoed_token_found_nowhere():
         svc.close()
 
 
+def wal_size(db):
+    """The WAL's size: 0 when it was truncated, or removed with the last connection."""
+    return os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0
+
+
+def test_wal_growth_warns_about_a_reader():
+    """A reader holding an old snapshot keeps the WAL from shrinking: the sync says so, naming
+    the cause; without the reader the WAL is copied back and truncated, and nothing is said."""
+    from harness import Sim
+    d = harness.tmpdir()
+    n = cs.scale(40000, 8000)
+    with Sim("--instances", "1", "--groups", "2", "--devices", str(n)) as sim:
+        db = os.path.join(d, "inv.db")
+        cfg = cs.write_config(os.path.join(d, "c.yaml"), [
+            {"id": "mqtt-sim-1", "endpoint": sim.endpoint, "groups": ["GID_sim_1", "GID_sim_2"]}],
+            database=db)
+        env = cs.cred_env(extra={"CREDSYNC_WAL_WARN_MIB": "1"})
+        p = cs.run(["-c", cfg, "sync"], env=env)
+        cs.expect(p, 0, "first sync")
+        assert "write-ahead log" not in p.stderr, p.stderr[-1500:]
+        assert wal_size(db) == 0, wal_size(db)
+        sim.mutate(add=n // 2, remove=n // 4)
+        reader = sqlite3.connect(db, timeout=5)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM snapshot_clients").fetchone()
+            p = cs.run(["-c", cfg, "sync"], env=env)
+            cs.expect(p, 0, "sync beside a long reader")
+            assert "cannot shrink" in p.stderr and "read snapshot" in p.stderr, p.stderr[-1500:]
+        finally:
+            reader.close()
+        p = cs.run(["-c", cfg, "sync"], env=env)
+        cs.expect(p, 0, "sync after the reader closed")
+        assert "cannot shrink" not in p.stderr, p.stderr[-1500:]
+        assert wal_size(db) == 0, wal_size(db)
+
+
 if __name__ == "__main__":
-    cs.main([test_short_walks, test_same_page_forever, test_page_cycle, test_page_ceiling,
+    cs.main([test_wal_growth_warns_about_a_reader, test_short_walks, test_same_page_forever, test_page_cycle, test_page_ceiling,
              test_lock_follows_the_file, test_hard_link_refused, test_foreign_sqlite_file_untouched,
              test_damage_found_before_any_request, test_echoed_token_found_nowhere])

@@ -198,9 +198,64 @@ static void test_groups(void)
 	CHECK_STR(e.code, "Throttling.User");
 }
 
+/* ListInstances: a success body carries Code "200" and Success "true" (API.md): the
+ * Instances list decides, not the Code field. */
+static void test_instances(void)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum api_result want;
+		size_t n;
+		const char *code;
+	} cases[] = {
+		{ 200, "{\"RequestId\":\"r\",\"Code\":\"200\",\"Success\":\"true\",\"Instances\":"
+		       "[{\"InstanceId\":\"mqtt-cn-a\",\"InstanceName\":\"prod\",\"InstanceStatus\":2,"
+		       "\"InstanceType\":\"professional\",\"RegionId\":\"cn-hangzhou\"},"
+		       "{\"InstanceId\":\"mqtt-cn-b\"}]}", API_OK, 2, "" },
+		{ 200, "{\"Code\":\"200\",\"Success\":\"true\",\"Instances\":[]}", API_OK, 0, "" },
+		/* a Code alone, without the list, is an error body even with HTTP 200 */
+		{ 200, "{\"Code\":\"Forbidden.RAM\",\"Message\":\"no\",\"RequestId\":\"q\"}",
+		  API_SERVICE_ERROR, 0, "Forbidden.RAM" },
+		{ 403, "{\"Code\":\"Forbidden.RAM\",\"Message\":\"no\",\"RequestId\":\"q\"}",
+		  API_SERVICE_ERROR, 0, "Forbidden.RAM" },
+		{ 200, "{\"Code\":\"200\",\"Success\":\"true\"}", API_MALFORMED, 0, "" },
+		{ 200, "{\"Instances\":[{\"InstanceName\":\"no id\"}]}", API_BAD_DATA, 0, "" },
+		{ 200, "{\"Instances\":[{\"InstanceId\":\"a\\u0000b\"}]}", API_BAD_DATA, 0, "" },
+		{ 200, "{\"Instances\":[{\"InstanceId\":7}]}", API_BAD_DATA, 0, "" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_instance *v = NULL;
+		struct api_error e;
+		char d[512];
+		size_t n = 99;
+
+		CHECK_INT(api_parse_instances(cases[i].status, cases[i].body, strlen(cases[i].body),
+					      &v, &n, &e, d, sizeof(d)), cases[i].want);
+		if (cases[i].want == API_OK) {
+			CHECK_INT(n, cases[i].n);
+		} else {
+			CHECK(v == NULL);
+			CHECK_INT(n, 0);
+		}
+		if (cases[i].want == API_SERVICE_ERROR)
+			CHECK_STR(e.code, cases[i].code);
+		if (i == 0) {
+			CHECK_STR(v[0].id, "mqtt-cn-a");
+			CHECK_STR(v[0].name, "prod");
+			CHECK_STR(v[0].status, "2");
+			CHECK_STR(v[0].region, "cn-hangzhou");
+			CHECK_STR(v[1].name, "");
+		}
+		api_instances_free(v, n == 99 ? 0 : n);
+	}
+}
+
 static void test_build_v1(void)
 {
-	struct creds c = { "testid", "testsecret", NULL, "" };
+	struct creds c = { .access_key_id = "testid", .access_key_secret = "testsecret" };
 	struct sign_param p[] = { { "InstanceId", "mqtt-x" }, { "NextToken", "a+b c" } };
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *h = NULL;
@@ -218,7 +273,7 @@ static void test_build_v1(void)
 
 static void test_build_v3(void)
 {
-	struct creds c = { "testid", "testsecret", "tok", "" };
+	struct creds c = { .access_key_id = "testid", .access_key_secret = "testsecret", .security_token = "tok" };
 	struct sign_param p[] = { { "InstanceId", "mqtt-x" } };
 	struct cs_buf url = CS_BUF_INIT;
 	struct curl_slist *h = NULL, *it;
@@ -253,6 +308,7 @@ int main(void)
 	test_limits();
 	test_hostile_ids_exact();
 	test_groups();
+	test_instances();
 	test_build_v1();
 	test_build_v3();
 	TEST_DONE();

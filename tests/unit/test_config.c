@@ -427,7 +427,19 @@ static const struct bad bad_configs[] = {
 	{ "defaults not a mapping", "defaults: [qps]\n" INST,
 	  "t.yaml:1:11: ", "defaults: expected a mapping of settings" },
 	{ "credentials with an unknown key", "credentials:\n  profile: a\n  key_id: x\n" INST,
-	  "t.yaml:3:3: ", "unknown key 'key_id' in credentials (expected one of: profile)" },
+	  "t.yaml:3:3: ", "unknown key 'key_id' in credentials (expected one of: profile, role_arn" },
+	{ "a secret in credentials", "credentials:\n  access_key_secret: x\n" INST,
+	  "t.yaml:2:3: ", "credentials: access_key_secret does not belong in this file" },
+	{ "credentials role_arn not an ARN", "credentials:\n  role_arn: reader\n" INST,
+	  "t.yaml:2:13: ", "credentials.role_arn: expected a role ARN" },
+	{ "credentials duration too short", "credentials:\n  role_arn: acs:ram::1:role/r\n"
+	  "  duration: 5m\n" INST, "t.yaml:3:13: ", "credentials.duration: expected 15m..12h" },
+	{ "credentials external_id without role", "credentials:\n  profile: a\n"
+	  "  external_id: x\n" INST, "t.yaml:2:3: ", "external_id, role_session_name, duration, "
+	  "sts_endpoint and policy need role_arn" },
+	{ "endpoint_type bogus", "instances:\n  - id: a\n    region: cn-hangzhou\n"
+	  "    endpoint_type: private\n    groups: all\n", "t.yaml:4:20: ",
+	  "endpoint_type: expected public or vpc, got 'private'" },
 	{ "credentials not a mapping", "credentials: default\n" INST,
 	  "t.yaml:1:14: ", "credentials: expected a mapping like { profile: default }, got "
 	  "'default'" },
@@ -849,10 +861,45 @@ static void remove_tree(const char *dir)
 	CHECK(rmdir(dir) == 0);
 }
 
+/* Per-instance credentials and VPC endpoints (PRODUCT.md's example). */
+static void test_instance_credentials(void)
+{
+	static const char yaml[] =
+		"credentials:\n  profile: default\n"
+		"instances:\n"
+		"  - id: a\n    region: cn-hangzhou\n    groups: all\n"
+		"  - id: b\n    region: cn-shanghai\n    endpoint_type: vpc\n    groups: all\n"
+		"    credentials:\n      role_arn: acs:ram::1234567890123456:role/credsync-reader\n"
+		"      external_id: audit-2026\n      role_session_name: credsync\n"
+		"      duration: 1h\n"
+		"  - id: c\n    region: cn-beijing\n    groups: all\n"
+		"    credentials: { profile: account-c }\n";
+	struct cs_error err;
+	struct config *cfg = load(yaml, &err);
+
+	CHECK(cfg != NULL);
+	if (!cfg) {
+		fprintf(stderr, "  %s\n", err.msg);
+		return;
+	}
+	CHECK(cfg->creds.set && !strcmp(cfg->profile, "default"));
+	CHECK(!cfg->instances[0].creds.set);
+	CHECK(!strcmp(cfg->instances[0].endpoint, "https://onsmqtt.cn-hangzhou.aliyuncs.com"));
+	CHECK(!strcmp(cfg->instances[1].endpoint, "https://onsmqtt-vpc.cn-shanghai.aliyuncs.com"));
+	CHECK(cfg->instances[1].creds.set && !cfg->instances[1].creds.profile);
+	CHECK(!strcmp(cfg->instances[1].creds.role_arn,
+		      "acs:ram::1234567890123456:role/credsync-reader"));
+	CHECK(!strcmp(cfg->instances[1].creds.external_id, "audit-2026"));
+	CHECK(cfg->instances[1].creds.duration_ms == 3600000);
+	CHECK(!strcmp(cfg->instances[2].creds.profile, "account-c"));
+	config_free(cfg);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/credsync-test-config-XXXXXX";
 
+	test_instance_credentials();
 	test_full();
 	test_builtin_defaults();
 	test_defaults_after_instances();

@@ -53,6 +53,11 @@ int main(void)
 	CHECK(util_host_is_loopback("[::1]"));
 	CHECK(!util_host_is_loopback("10.0.0.1"));
 	CHECK(!util_host_is_loopback("localhost.example.com"));
+	CHECK(util_host_is_loopback("cn-hangzhou.localhost"));
+	CHECK(util_host_is_loopback("a.b.LOCALHOST"));
+	CHECK(!util_host_is_loopback(".localhost"));
+	CHECK(!util_host_is_loopback("evillocalhost"));
+	CHECK(!util_host_is_loopback("localhost.evil"));
 	CHECK(!util_host_is_loopback("[::2]"));
 	CHECK(!util_host_is_loopback("onsmqtt.cn-hangzhou.aliyuncs.com"));
 
