@@ -171,9 +171,17 @@ void rate_resume(struct rate_limiter *rl, double remembered, int64_t now_ms)
 
 int rate_learned(const struct rate_limiter *rl, double *out)
 {
+	double v = rl->rate;
+
 	if (!rl->adaptive || !rl->learned)
 		return 0;
-	*out = rl->rate;
+	/* near the limit measured: not lower (a cut for noise late in a run must not become the
+	 * next run's start), not higher (the next run would start by overshooting it) */
+	if (rl->limit > 0 && v < 0.85 * rl->limit)
+		v = 0.85 * rl->limit;
+	if (rl->limit > 0 && v > rl->limit)
+		v = rl->limit;
+	*out = v < rl->ceiling ? v : rl->ceiling;
 	return 1;
 }
 
@@ -206,26 +214,48 @@ static void roll_window(struct rate_limiter *rl, int64_t now_ms)
 	}
 }
 
+/* Counts an answer into the share of throttles, which forgets the old half of itself
+ * every 4 * RATE_CUT_SAMPLES answers so that it tells about now. */
+static void count_answer(struct rate_limiter *rl, int throttled)
+{
+	rl->cut_window_seen++;
+	rl->share_seen++;
+	rl->share_throttled += throttled;
+	if (rl->share_seen >= 4 * RATE_CUT_SAMPLES) {
+		rl->share_seen /= 2;
+		rl->share_throttled /= 2;
+	}
+}
+
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 {
 	int64_t span = now_ms - rl->cut_window_start_ms;
 	double measured = -1, target;
 
+	count_answer(rl, 1);
 	if (!rl->adaptive || now_ms - rl->last_cut_ms < RATE_CUT_GUARD_MS)
+		return;
+	/* Past slow start, a throttle now and then is noise the service makes at any rate:
+	 * only a share of RATE_CUT_SHARE over RATE_CUT_SAMPLES answers says "too fast".
+	 * Cutting on every one would drive the rate down to the floor for nothing. */
+	if (!rl->slow_start && (rl->share_seen < RATE_CUT_SAMPLES ||
+				rl->share_throttled < rl->share_seen * RATE_CUT_SHARE))
 		return;
 	roll_window(rl, now_ms);
 	/* what the service accepted since the last cut: while it throttles, that is its
 	 * sustained rate, without the burst it let through at first */
-	if (span >= RATE_CUT_GUARD_MS && span <= 2000)
+	if (span >= RATE_CUT_GUARD_MS && span <= 2000 && rl->cut_window_seen >= RATE_CUT_SAMPLES)
 		measured = (double)rl->cut_window_ok * 1000.0 / (double)span;
-	else if (rl->measured_ok_rate >= 0)
-		measured = rl->measured_ok_rate;
+	else if (rl->measured_ok_rate * 1.0 >= RATE_CUT_SAMPLES)
+		measured = rl->measured_ok_rate; /* a whole second of at least that many answers */
+	rl->limit = measured > 0 ? measured : rl->rate;
 	target = rl->rate * (rl->slow_start ? 0.5 : 0.85);
 	if (measured > 0 && measured * 0.85 < target)
 		target = measured * 0.85;
 	rl->rate = target < rl->floor ? rl->floor : target;
 	rl->last_cut_ms = rl->last_step_ms = rl->cut_window_start_ms = now_ms;
-	rl->cut_window_ok = 0;
+	rl->cut_window_ok = rl->cut_window_seen = 0;
+	rl->share_seen = rl->share_throttled = 0;
 	rl->slow_start = 0;
 	rl->learned = 1;
 	if (rl->tokens > 0)
@@ -236,18 +266,27 @@ void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
 {
 	int64_t step = now_ms - rl->last_step_ms;
+	/* far under the limit last measured (after a cut for noise), regain it quickly */
+	int fast = rl->slow_start || (rl->limit > 0 && rl->rate < 0.5 * rl->limit);
 
 	rl->window_ok++;
 	rl->cut_window_ok++;
+	count_answer(rl, 0);
 	roll_window(rl, now_ms);
 	if (!rl->adaptive || rl->rate >= rl->ceiling)
 		return;
-	if (rl->slow_start && step >= RATE_GROW_MS) {
+	if (fast && step >= RATE_GROW_MS) {
 		rl->rate *= 2;
+		if (!rl->slow_start && rl->rate > 0.85 * rl->limit)
+			rl->rate = 0.85 * rl->limit;
 		rl->last_step_ms = now_ms;
-	} else if (!rl->slow_start && step >= 1000) {
-		rl->rate *= 1.05;
+	} else if (!fast && step >= 1000) {
+		/* toward the limit last measured, briskly; past it, a gentle probe */
+		rl->rate *= rl->limit > 0 && rl->rate >= 0.95 * rl->limit ? 1.01 : 1.05;
 		rl->last_step_ms = now_ms;
+		/* accepted above the estimate without a cut: the limit is higher than thought */
+		if (rl->measured_ok_rate > rl->limit)
+			rl->limit = rl->measured_ok_rate;
 	} else {
 		return;
 	}

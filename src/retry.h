@@ -63,16 +63,23 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount);
  * - On a throttle (at most once per RATE_CUT_GUARD_MS, so a burst of rejections in flight
  *   counts once) the rate is cut to 0.85 times what the service actually accepted since the
  *   previous cut (or over the last second), and to at most half the rate during slow start;
- *   slow start ends.
- * - After that (congestion avoidance) the rate grows by 5% a second while nothing is
- *   throttled, so it settles just under the limit and probes it only gently.
- * - Remembered: the rate a run ended at after meeting the limit is kept per host in the
- *   database (rate_learned); the next run starts there (rate_resume), without slow start.
+ *   slow start ends, and what was accepted is the limit estimate.
+ * - After that (congestion avoidance) the rate grows by 5% a second up to 95% of the limit
+ *   estimate and by 1% a second past it, so it settles just under the limit and probes it
+ *   only gently; a throttle cuts again only when at least
+ *   RATE_CUT_SHARE of RATE_CUT_SAMPLES or more answers since the last cut were throttled, so
+ *   the odd throttle a service sends at any rate does not drive the rate to the floor.  Far
+ *   under the limit estimate (below half of it) the rate doubles every RATE_GROW_MS again.
+ * - Remembered: the rate a run ended at after meeting the limit (kept between 0.85 times the
+ *   estimate and the estimate) is kept per host in the database (rate_learned); the next run starts there
+ *   (rate_resume), without slow start.
  * Fixed mode (rate_control: fixed) is a plain token bucket at the ceiling.
  */
 #define RATE_START 20.0
 #define RATE_GROW_MS 250
 #define RATE_CUT_GUARD_MS 100
+#define RATE_CUT_SAMPLES 20     /* past slow start, answers needed before a cut ... */
+#define RATE_CUT_SHARE 0.2      /* ... and the share of them throttled */
 
 struct rate_limiter {
 	double ceiling;      /* configured qps */
@@ -86,9 +93,12 @@ struct rate_limiter {
 	int adaptive;
 	int slow_start;      /* 1 until the first throttle (or a resume) */
 	int learned;         /* the run met the limit, or started from a remembered rate */
-	/* successes since the last cut, to measure what the service accepts */
+	/* answers since the last cut, to measure what the service accepts */
 	int64_t cut_window_start_ms;
 	int64_t cut_window_ok;
+	int64_t cut_window_seen;       /* successes and throttles */
+	int64_t share_seen, share_throttled; /* recent answers, and how many were throttles */
+	double limit;                  /* the accepted rate measured at the last cut, 0 before */
 	/* successes per second, measured over whole windows of about a second */
 	int64_t window_start_ms;
 	int64_t window_ok;

@@ -123,17 +123,48 @@ static void test_rate(void)
 	rate_on_throttle(&rl, 1000 + RATE_CUT_GUARD_MS - 1);
 	CHECK(rl.rate > 33.9 && rl.rate < 34.1);
 	CHECK(rate_learned(&rl, &v) == 1 && v > 33.9 && v < 34.1);
-	/* congestion avoidance: +5% a second of successes, never above the ceiling */
-	for (t = 1000; t <= 3000; t += 10)
+	/* congestion avoidance: +5% a second of successes (at about the rate allowed) up to
+	 * 95% of the estimate, then +1%; never above the ceiling */
+	for (t = 1000; t <= 3100; t += 28)
 		rate_on_success(&rl, t);
 	CHECK(rl.rate > 34 * 1.05 * 1.05 - 0.1 && rl.rate < 34 * 1.05 * 1.05 + 0.1);
-	for (t = 3000; t <= 200000; t += 10)
+	for (; t <= 5200; t += 28)
+		rate_on_success(&rl, t);  /* 37.5 -> 39.4 (5%), then past 38 only 1% */
+	CHECK(rl.rate > 34 * 1.05 * 1.05 * 1.05 * 1.01 - 0.1 &&
+	      rl.rate < 34 * 1.05 * 1.05 * 1.05 * 1.01 + 0.1);
+	for (; t <= 400000; t += 5)
 		rate_on_success(&rl, t);
 	CHECK(rl.rate == 200);
 	/* during slow start a throttle with nothing measured halves the rate */
 	rate_init(&rl, 200, 1, 0);
 	rate_on_throttle(&rl, 1);
 	CHECK(rl.rate == RATE_START / 2);
+
+	/* noise: past slow start, a throttle in every 11 answers (9%, as a service sends at any
+	 * rate) cuts nothing: the rate grows (briskly to the limit measured, gently past it, the
+	 * estimate rising with what is accepted), and what is remembered is not driven down */
+	rate_init(&rl, 200, 1, 0);
+	rate_on_success(&rl, RATE_GROW_MS);        /* 40/s */
+	rate_on_throttle(&rl, RATE_GROW_MS + 1);   /* slow start ends: halved */
+	CHECK(rl.rate == 20 && rl.slow_start == 0);
+	for (t = 400, sent = 0; t < 60000; t += 20, sent++) {
+		if (sent % 11 == 10)
+			rate_on_throttle(&rl, t);
+		else
+			rate_on_success(&rl, t);
+	}
+	CHECK(rl.rate > 45); /* grew all along, past the first estimate of 40 */
+	CHECK(rl.limit > 40);
+	CHECK(rate_learned(&rl, &v) == 1 && v >= 0.85 * rl.limit && v <= rl.limit);
+	/* but a quarter of the answers throttled is "too fast": cut */
+	for (sent = 0; sent < 100; sent++) {
+		t += 5;
+		if (sent % 4 == 3)
+			rate_on_throttle(&rl, t);
+		else
+			rate_on_success(&rl, t);
+	}
+	CHECK(rl.rate < 200);
 
 	/* resumed from a remembered rate: no slow start, capped by the ceiling */
 	rate_init(&rl, 100, 1, 0);
