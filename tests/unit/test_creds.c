@@ -29,18 +29,18 @@ static void write_file(const char *rel, const char *text)
 
 static void test_mask_and_describe(void)
 {
-	struct creds c = { .access_key_id = "LTAI5tAbCdEfGhIjKlMn1234", .access_key_secret = "s" };
+	struct creds c = { .access_key_id = "TESTexampleKeyIdNotReal9", .access_key_secret = "s" };
 	char out[128];
 
-	creds_mask_id("LTAI5tAbCdEfGhIjKlMn1234", out, sizeof(out));
-	CHECK_STR(out, "LTAI****1234");
+	creds_mask_id("TESTexampleKeyIdNotReal9", out, sizeof(out));
+	CHECK_STR(out, "TEST****eal9");
 	creds_mask_id("short", out, sizeof(out));
 	CHECK_STR(out, "****");
 	creds_describe(&c, out, sizeof(out));
-	CHECK_STR(out, "access_key LTAI****1234");
+	CHECK_STR(out, "access_key TEST****eal9");
 	c.security_token = "tok";
 	creds_describe(&c, out, sizeof(out));
-	CHECK_STR(out, "sts LTAI****1234");
+	CHECK_STR(out, "sts TEST****eal9");
 }
 
 static void test_profiles(void)
@@ -49,12 +49,12 @@ static void test_profiles(void)
 	struct cs_error err = { 0 };
 
 	write_file(".alibabacloud/credentials",
-		   "[default]\ntype = access_key\naccess_key_id = LTAI5tAbCdEfGhIjKlMn1234\n"
+		   "[default]\ntype = access_key\naccess_key_id = TESTexampleKeyIdNotReal9\n"
 		   "access_key_secret = sekret\n\n[odd]\ntype = cloud_sso\n\n"
 		   "[rolebad]\ntype = ram_role_arn\naccess_key_id = a\naccess_key_secret = b\n"
 		   "role_arn = acs:ram::1:role/r\nrole_session_expiration = 60\n");
 	CHECK(creds_resolve(&c, NULL, &err) == 0);
-	CHECK_STR(c.identity, "access_key LTAI****1234");
+	CHECK_STR(c.identity, "access_key TEST****eal9");
 	CHECK(c.expiration == 0 && c.prov == NULL);
 	CHECK(creds_fresh(&c, 0, &err) == 0);   /* static: nothing to renew */
 	creds_release(&c);
