@@ -53,6 +53,7 @@ struct job {
 	int began;                    /* a snapshot row exists */
 	struct store_snap snap;
 	int64_t not_before_ms;
+	int64_t sent_ms;              /* when the request in flight was sent */
 	int64_t deadline_ms;
 	int attempt;                  /* failed attempts of the current page */
 	int64_t retry_spent;          /* budget spent on the current page's retries */
@@ -343,6 +344,7 @@ static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
 	}
 	headers = NULL;
 	j->state = J_INFLIGHT;
+	j->sent_ms = now_ms();
 	c->inst_inflight[j->inst_index]++;
 	c->totals->requests++;
 	j->res->requests++;
@@ -357,6 +359,18 @@ out:
 	return ret;
 }
 
+/* Feeds an answer to the endpoint's rate limiter; -vv shows every change of its rate. */
+static void rate_changed(struct endpoint_state *ep, void (*feed)(struct rate_limiter *, int64_t),
+			 int64_t now, const char *what)
+{
+	double before = ep->rl.rate;
+
+	feed(&ep->rl, now);
+	if (ep->rl.rate != before)
+		log_msg(LOG_DEBUG, NULL, "rate for %s: %.1f/s -> %.1f/s (%s%s)", ep->url, before,
+			ep->rl.rate, what, ep->rl.slow_start ? ", slow start" : "");
+}
+
 /* Schedules another attempt of the current page, or fails the job when it may not. */
 static void job_retry(struct crawl *c, struct job *j, enum retry_class cls, int timeout,
 		      int64_t retry_after_ms, const char *code, const char *request_id,
@@ -369,7 +383,7 @@ static void job_retry(struct crawl *c, struct job *j, enum retry_class cls, int 
 	if (cls == RETRY_THROTTLE) {
 		c->totals->throttled++;
 		j->res->throttled++;
-		rate_on_throttle(&j->ep->rl, now);
+		rate_changed(j->ep, rate_on_throttle, now, "throttled");
 	}
 	j->attempt++;
 	if (j->attempt >= s->max_attempts) {
@@ -477,7 +491,8 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	retry_budget_refund(&c->budget, j->retry_spent ? j->retry_spent : 1);
 	j->retry_spent = 0;
 	j->attempt = 0;
-	rate_on_success(&j->ep->rl, now_ms());
+	rate_observe_rtt(&j->ep->rl, now_ms() - j->sent_ms);
+	rate_changed(j->ep, rate_on_success, now_ms(), "accepted");
 
 	if (page->skipped) {
 		log_msg(LOG_WARN, &ctx,

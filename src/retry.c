@@ -165,22 +165,27 @@ void rate_resume(struct rate_limiter *rl, double remembered, int64_t now_ms)
 		rl->rate = rl->floor;
 	rl->slow_start = 0;
 	rl->learned = 1;
+	/* the remembered rate was at most the limit measured then: probe past it gently */
+	rl->limit = rl->rate;
 	rl->last_step_ms = now_ms;
 	set_burst(rl);
 }
 
 int rate_learned(const struct rate_limiter *rl, double *out)
 {
-	double v = rl->rate;
+	double v = rl->rate, hi;
 
 	if (!rl->adaptive || !rl->learned)
 		return 0;
 	/* near the limit measured: not lower (a cut for noise late in a run must not become the
-	 * next run's start), not higher (the next run would start by overshooting it) */
+	 * next run's start), not higher (the next run would start by overshooting it).  A run
+	 * that was never cut may raise it by 5%: a limit that grew is found over a few runs,
+	 * and a bucket's burst that hid an excess costs one cut in the next run at most. */
+	hi = rl->cut ? rl->limit : 1.05 * rl->limit;
 	if (rl->limit > 0 && v < 0.85 * rl->limit)
 		v = 0.85 * rl->limit;
-	if (rl->limit > 0 && v > rl->limit)
-		v = rl->limit;
+	if (rl->limit > 0 && v > hi)
+		v = hi;
 	*out = v < rl->ceiling ? v : rl->ceiling;
 	return 1;
 }
@@ -227,6 +232,20 @@ static void count_answer(struct rate_limiter *rl, int throttled)
 	}
 }
 
+/*
+ * Most answers since the last cut were throttled: not noise but a rate still far over the
+ * limit, as after a slow start that outran a service bucket's burst (the burst let the
+ * rate double unseen, so halving it is not enough).  Waiting for RATE_CUT_SAMPLES answers
+ * would cost a throttle for every answer accepted; a tenth of a second says enough.
+ */
+static int overrun(const struct rate_limiter *rl, int64_t span)
+{
+	int64_t throttled = rl->cut_window_seen - rl->cut_window_ok;
+
+	return span >= RATE_CUT_GUARD_MS && rl->cut_window_seen >= RATE_OVERRUN_SAMPLES &&
+	       throttled * 2 >= rl->cut_window_seen;
+}
+
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 {
 	int64_t span = now_ms - rl->cut_window_start_ms;
@@ -239,17 +258,19 @@ void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 	 * only a share of RATE_CUT_SHARE over RATE_CUT_SAMPLES answers says "too fast".
 	 * Cutting on every one would drive the rate down to the floor for nothing. */
 	if (!rl->slow_start && (rl->share_seen < RATE_CUT_SAMPLES ||
-				rl->share_throttled < rl->share_seen * RATE_CUT_SHARE))
+				rl->share_throttled < rl->share_seen * RATE_CUT_SHARE) &&
+	    !overrun(rl, span))
 		return;
 	roll_window(rl, now_ms);
 	/* what the service accepted since the last cut: while it throttles, that is its
 	 * sustained rate, without the burst it let through at first */
-	if (span >= RATE_CUT_GUARD_MS && span <= 2000 && rl->cut_window_seen >= RATE_CUT_SAMPLES)
+	if (span >= RATE_CUT_GUARD_MS && span <= 2000 &&
+	    (rl->cut_window_seen >= RATE_CUT_SAMPLES || overrun(rl, span)))
 		measured = (double)rl->cut_window_ok * 1000.0 / (double)span;
 	else if (rl->measured_ok_rate * 1.0 >= RATE_CUT_SAMPLES)
 		measured = rl->measured_ok_rate; /* a whole second of at least that many answers */
 	rl->limit = measured > 0 ? measured : rl->rate;
-	target = rl->rate * (rl->slow_start ? 0.5 : 0.85);
+	target = rl->rate * (rl->slow_start ? 0.25 : 0.85);
 	if (measured > 0 && measured * 0.85 < target)
 		target = measured * 0.85;
 	rl->rate = target < rl->floor ? rl->floor : target;
@@ -258,9 +279,28 @@ void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms)
 	rl->share_seen = rl->share_throttled = 0;
 	rl->slow_start = 0;
 	rl->learned = 1;
+	rl->cut = 1;
 	if (rl->tokens > 0)
 		rl->tokens = 0;
 	set_burst(rl);
+}
+
+void rate_observe_rtt(struct rate_limiter *rl, int64_t rtt_ms)
+{
+	double x = rtt_ms < 0 ? 0 : (double)rtt_ms;
+
+	/* TCP's smoothing (RFC 6298): one answer moves the estimate by an eighth */
+	rl->srtt_ms = rl->srtt_ms > 0 ? rl->srtt_ms + (x - rl->srtt_ms) / 8 : (x > 0 ? x : 0.001);
+}
+
+/* How long slow start holds a rate before doubling it: one round trip, within bounds. */
+static int64_t slow_start_step_ms(const struct rate_limiter *rl)
+{
+	if (!(rl->srtt_ms > 0))
+		return RATE_GROW_MS;
+	if (rl->srtt_ms < RATE_GROW_MIN_MS)
+		return RATE_GROW_MIN_MS;
+	return rl->srtt_ms > RATE_GROW_MS ? RATE_GROW_MS : (int64_t)rl->srtt_ms;
 }
 
 void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
@@ -275,7 +315,7 @@ void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
 	roll_window(rl, now_ms);
 	if (!rl->adaptive || rl->rate >= rl->ceiling)
 		return;
-	if (fast && step >= RATE_GROW_MS) {
+	if (fast && step >= (rl->slow_start ? slow_start_step_ms(rl) : RATE_GROW_MS)) {
 		rl->rate *= 2;
 		if (!rl->slow_start && rl->rate > 0.85 * rl->limit)
 			rl->rate = 0.85 * rl->limit;
@@ -283,10 +323,11 @@ void rate_on_success(struct rate_limiter *rl, int64_t now_ms)
 	} else if (!fast && step >= 1000) {
 		/* toward the limit last measured, briskly; past it, a gentle probe */
 		rl->rate *= rl->limit > 0 && rl->rate >= 0.95 * rl->limit ? 1.01 : 1.05;
+		/* The estimate is not raised by what is accepted above it without a throttle: a
+		 * service bucket's burst lets a rate over the limit through for seconds, and a
+		 * remembered rate learned that way would start the next run over the limit.  A
+		 * higher limit is found by this probe and measured at the next cut. */
 		rl->last_step_ms = now_ms;
-		/* accepted above the estimate without a cut: the limit is higher than thought */
-		if (rl->measured_ok_rate > rl->limit)
-			rl->limit = rl->measured_ok_rate;
 	} else {
 		return;
 	}

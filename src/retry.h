@@ -59,27 +59,40 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount);
  * qps_hard_cap).
  *
  * - Slow start: a run that knows nothing of the service's limit starts at RATE_START (or the
- *   ceiling, if lower) and doubles the rate every RATE_GROW_MS while nothing is throttled.
+ *   ceiling, if lower) and doubles the rate once a round trip while nothing is throttled,
+ *   as TCP's slow start does: the round trip is the smoothed time answers take
+ *   (rate_observe_rtt), kept between RATE_GROW_MIN_MS and RATE_GROW_MS (RATE_GROW_MS
+ *   before the first answer).  A throttle cannot be seen sooner than a round trip after the
+ *   rate that caused it, so a rate doubled more often would overshoot unseen; doubled less
+ *   often, a service 1 ms away waits seconds for a ceiling it could take at once.
  * - On a throttle (at most once per RATE_CUT_GUARD_MS, so a burst of rejections in flight
  *   counts once) the rate is cut to 0.85 times what the service actually accepted since the
- *   previous cut (or over the last second), and to at most half the rate during slow start;
+ *   previous cut (or over the last second), and to at most a quarter of the rate during
+ *   slow start (a rate doubled each round trip may be far over a limit that a burst hid);
  *   slow start ends, and what was accepted is the limit estimate.
  * - After that (congestion avoidance) the rate grows by 5% a second up to 95% of the limit
  *   estimate and by 1% a second past it, so it settles just under the limit and probes it
  *   only gently; a throttle cuts again only when at least
  *   RATE_CUT_SHARE of RATE_CUT_SAMPLES or more answers since the last cut were throttled, so
- *   the odd throttle a service sends at any rate does not drive the rate to the floor.  Far
+ *   the odd throttle a service sends at any rate does not drive the rate to the floor, or
+ *   when half of RATE_OVERRUN_SAMPLES or more answers over RATE_CUT_GUARD_MS were (a rate
+ *   still far over the limit, as when slow start outran a bucket's burst).  Far
  *   under the limit estimate (below half of it) the rate doubles every RATE_GROW_MS again.
+ * - The estimate is what was accepted while throttled, never what was accepted above it
+ *   without a throttle: a service bucket's burst lets an excess through unseen for seconds.
  * - Remembered: the rate a run ended at after meeting the limit (kept between 0.85 times the
- *   estimate and the estimate) is kept per host in the database (rate_learned); the next run starts there
- *   (rate_resume), without slow start.
+ *   estimate and the estimate, or 1.05 times it when nothing was cut in the run) is kept
+ *   per host in the database (rate_learned); the next run starts there (rate_resume),
+ *   without slow start, with that rate as its estimate.
  * Fixed mode (rate_control: fixed) is a plain token bucket at the ceiling.
  */
 #define RATE_START 20.0
 #define RATE_GROW_MS 250
+#define RATE_GROW_MIN_MS 5
 #define RATE_CUT_GUARD_MS 100
 #define RATE_CUT_SAMPLES 20     /* past slow start, answers needed before a cut ... */
 #define RATE_CUT_SHARE 0.2      /* ... and the share of them throttled */
+#define RATE_OVERRUN_SAMPLES 8  /* or this many, half of them throttled (see overrun()) */
 
 struct rate_limiter {
 	double ceiling;      /* configured qps */
@@ -93,6 +106,7 @@ struct rate_limiter {
 	int adaptive;
 	int slow_start;      /* 1 until the first throttle (or a resume) */
 	int learned;         /* the run met the limit, or started from a remembered rate */
+	int cut;             /* a throttle cut the rate in this run */
 	/* answers since the last cut, to measure what the service accepts */
 	int64_t cut_window_start_ms;
 	int64_t cut_window_ok;
@@ -103,6 +117,7 @@ struct rate_limiter {
 	int64_t window_start_ms;
 	int64_t window_ok;
 	double measured_ok_rate; /* of the last full window; < 0 before one ended */
+	double srtt_ms;          /* smoothed round trip of the answers, 0 before the first */
 };
 void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms);
 /* Starts from a rate remembered from an earlier run (adaptive mode only; capped by the
@@ -115,5 +130,7 @@ int rate_learned(const struct rate_limiter *rl, double *out);
 int64_t rate_take(struct rate_limiter *rl, int64_t now_ms);
 void rate_on_throttle(struct rate_limiter *rl, int64_t now_ms);
 void rate_on_success(struct rate_limiter *rl, int64_t now_ms);
+/* Records how long one answer took (send to answer, retries apart): it paces slow start. */
+void rate_observe_rtt(struct rate_limiter *rl, int64_t rtt_ms);
 
 #endif

@@ -110,7 +110,7 @@ static void test_rate(void)
 	rate_init(&rl, 5, 1, 0);
 	CHECK(rl.rate == 5);
 
-	/* the first throttle halves the rate at most, and cuts to 0.85 x what the service
+	/* the first throttle quarters the rate at most, and cuts to 0.85 x what the service
 	 * accepted since the start (40/s here) when that is lower; a second throttle within
 	 * the guard does not cut again */
 	rate_init(&rl, 200, 1, 0);
@@ -135,18 +135,19 @@ static void test_rate(void)
 	for (; t <= 400000; t += 5)
 		rate_on_success(&rl, t);
 	CHECK(rl.rate == 200);
-	/* during slow start a throttle with nothing measured halves the rate */
+	/* during slow start a throttle with nothing measured quarters the rate */
 	rate_init(&rl, 200, 1, 0);
 	rate_on_throttle(&rl, 1);
-	CHECK(rl.rate == RATE_START / 2);
+	CHECK(rl.rate == RATE_START / 4);
 
 	/* noise: past slow start, a throttle in every 11 answers (9%, as a service sends at any
-	 * rate) cuts nothing: the rate grows (briskly to the limit measured, gently past it, the
-	 * estimate rising with what is accepted), and what is remembered is not driven down */
+	 * rate) cuts nothing: the rate grows (briskly to the limit measured, gently past it),
+	 * and what is remembered is not driven down; the estimate stays what was measured at
+	 * the cut (a burst could have let the excess through) */
 	rate_init(&rl, 200, 1, 0);
 	rate_on_success(&rl, RATE_GROW_MS);        /* 40/s */
-	rate_on_throttle(&rl, RATE_GROW_MS + 1);   /* slow start ends: halved */
-	CHECK(rl.rate == 20 && rl.slow_start == 0);
+	rate_on_throttle(&rl, RATE_GROW_MS + 1);   /* slow start ends: a quarter */
+	CHECK(rl.rate == 10 && rl.slow_start == 0);
 	for (t = 400, sent = 0; t < 60000; t += 20, sent++) {
 		if (sent % 11 == 10)
 			rate_on_throttle(&rl, t);
@@ -154,8 +155,8 @@ static void test_rate(void)
 			rate_on_success(&rl, t);
 	}
 	CHECK(rl.rate > 45); /* grew all along, past the first estimate of 40 */
-	CHECK(rl.limit > 40);
-	CHECK(rate_learned(&rl, &v) == 1 && v >= 0.85 * rl.limit && v <= rl.limit);
+	CHECK(rl.limit == 40);
+	CHECK(rate_learned(&rl, &v) == 1 && v == 40);
 	/* but a quarter of the answers throttled is "too fast": cut */
 	for (sent = 0; sent < 100; sent++) {
 		t += 5;
@@ -165,6 +166,82 @@ static void test_rate(void)
 			rate_on_success(&rl, t);
 	}
 	CHECK(rl.rate < 200);
+
+	/* slow start paced by the round trip: 10 ms answers double the rate every 10 ms; 1 ms
+	 * answers every RATE_GROW_MIN_MS, never faster; 900 ms answers every RATE_GROW_MS */
+	rate_init(&rl, 1000, 1, 0);
+	rate_observe_rtt(&rl, 10);
+	rate_on_success(&rl, 9);
+	CHECK(rl.rate == RATE_START);
+	rate_on_success(&rl, 10);
+	CHECK(rl.rate == 2 * RATE_START);
+	rate_on_success(&rl, 20);
+	CHECK(rl.rate == 4 * RATE_START);
+	rate_init(&rl, 1000, 1, 0);
+	for (t = 0; t < 200; t++)
+		rate_observe_rtt(&rl, 1);
+	CHECK(rl.srtt_ms > 0.9 && rl.srtt_ms < 1.1);
+	rate_on_success(&rl, RATE_GROW_MIN_MS - 1);
+	CHECK(rl.rate == RATE_START);
+	rate_on_success(&rl, RATE_GROW_MIN_MS);
+	CHECK(rl.rate == 2 * RATE_START);
+	rate_init(&rl, 1000, 1, 0);
+	rate_observe_rtt(&rl, 900);
+	rate_on_success(&rl, RATE_GROW_MS - 1);
+	CHECK(rl.rate == RATE_START);
+	rate_on_success(&rl, RATE_GROW_MS);
+	CHECK(rl.rate == 2 * RATE_START);
+	/* past slow start the round trip paces nothing: far under the estimate the rate
+	 * doubles every RATE_GROW_MS, however fast the answers */
+	rate_on_throttle(&rl, RATE_GROW_MS + 1);
+	CHECK(rl.slow_start == 0);
+	for (t = 0; t < 200; t++)
+		rate_observe_rtt(&rl, 1);
+	sent = (int)rl.rate;
+	rate_on_success(&rl, RATE_GROW_MS + 1 + 100);
+	CHECK((int)rl.rate == sent);
+	rate_on_success(&rl, 2 * RATE_GROW_MS + 1);
+	CHECK((int)rl.rate == 2 * sent);
+
+	/* overrun: slow start outran a bucket's burst (ceiling 200, service 40/s, burst 40).
+	 * The first cut quarters it to 50/s; 100 ms later, with half or more of at least
+	 * RATE_OVERRUN_SAMPLES answers throttled, the rate is cut at once to 0.85 x what was
+	 * accepted meanwhile, without waiting for RATE_CUT_SAMPLES */
+	rate_init(&rl, 200, 1, 0);
+	rate_observe_rtt(&rl, 5);
+	for (t = 0; t <= 300; t += 5)
+		rate_on_success(&rl, t);
+	CHECK(rl.rate == 200);
+	rate_on_throttle(&rl, 300);
+	CHECK(rl.rate == 50 && rl.slow_start == 0);
+	for (t = 310, sent = 0; t <= 400; t += 10, sent++) {
+		if (sent % 5 < 2)
+			rate_on_success(&rl, t);   /* 4 accepted in 100 ms: 40/s */
+		else if (t < 400)
+			rate_on_throttle(&rl, t);  /* within the guard or too few: no cut */
+	}
+	CHECK(rl.rate == 50);
+	rate_on_throttle(&rl, 401);
+	CHECK(rl.rate > 25 && rl.rate < 40);
+	CHECK(rl.limit > 30 && rl.limit < 47);
+	/* a few throttles among many answers are not an overrun */
+	rate_init(&rl, 200, 1, 0);
+	rate_on_throttle(&rl, 1);       /* slow start ends: 10/s */
+	for (t = 200; t < 1200; t += 10)
+		rate_on_success(&rl, t);
+	sent = (int)(rl.rate * 100);
+	rate_on_throttle(&rl, 1200);
+	CHECK((int)(rl.rate * 100) == sent);
+
+	/* the estimate is not raised by what is accepted above it without a throttle, and what
+	 * is remembered after a run without a cut rises by 5% at most */
+	rate_init(&rl, 200, 1, 0);
+	rate_resume(&rl, 40, 0);
+	CHECK(rl.limit == 40);
+	for (t = 0; t < 60000; t += 10)
+		rate_on_success(&rl, t);  /* 100/s accepted: a burst, or a limit that grew */
+	CHECK(rl.limit == 40 && rl.rate > 40);
+	CHECK(rate_learned(&rl, &v) == 1 && v > 41.9 && v < 42.1);
 
 	/* resumed from a remembered rate: no slow start, capped by the ceiling */
 	rate_init(&rl, 100, 1, 0);
