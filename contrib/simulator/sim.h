@@ -3,12 +3,12 @@
  *
  * sim_main.c owns the HTTP server and request routing; sim_opts.c the command line;
  * sim_api.c the RPC actions and injected faults; sim_sts.c the identity services and the
- * issued credentials; sim_ctl.c the /_sim control endpoints; sim_auth.c the signature,
- * timestamp, nonce and security-token checks; sim_limit.c the rate limits; sim_data.c the
- * dataset (groups of sorted client IDs, paging tokens, mutation); sim_util.c what they all
- * share (random draws, clocks, parameters, error bodies, counters, JSON strings);
- * sim_sign.c the simulator's own signature arithmetic (not credsync's src/sign.c, so the
- * two cannot agree on a shared canonicalisation bug).
+ * issued credentials; sim_ctl.c the /_sim control endpoints; sim_auth.c the key lookup
+ * and the signature, timestamp, nonce and security-token checks; sim_limit.c the rate
+ * limits; sim_data.c the dataset (groups of sorted client IDs, paging tokens, mutation);
+ * sim_util.c what they all share (random draws, clocks, parameters, error bodies,
+ * counters, JSON strings); sim_sign.c the simulator's own signature arithmetic (not
+ * credsync's src/sign.c, so the two cannot agree on a shared canonicalisation bug).
  *
  * Calls between the files form no circle; each calls only files below it:
  *
@@ -16,7 +16,7 @@
  *   sim_opts  -> sim_api (sim_fault_classify)
  *   sim_api   -> sim_auth, sim_sts, sim_limit, sim_data, sim_util
  *   sim_ctl   -> sim_sts, sim_data, sim_util
- *   sim_auth  -> sim_sts (sim_key_lookup), sim_sign, sim_util
+ *   sim_auth  -> sim_sign, sim_util
  *   sim_sts   -> sim_util
  *   sim_limit -> sim_util
  *   sim_data  -> sim_util
@@ -393,6 +393,9 @@ void sim_nonces_release(struct sim_nonces *n);
 /* 1 when nonce was seen within the window, else records it and returns 0.  Lock held. */
 int sim_nonces_check_add(struct sim_nonces *n, const char *nonce);
 
+/* Looks up an AccessKeyId: 1 found (k filled), 0 unknown.  Takes the lock. */
+int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k);
+
 /* What the authentication step learned about the call. */
 struct sim_call {
 	int v3;
@@ -429,8 +432,6 @@ int sim_source_limits(struct sim_server *s, struct sim_req *r, const struct sim_
 
 /* ---- sim_sts.c ---- */
 
-/* Looks up an AccessKeyId: 1 found (k filled), 0 unknown.  Takes the lock. */
-int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k);
 /* Serves STS AssumeRole (already authenticated) and AssumeRoleWithOIDC (unsigned). */
 void sim_sts(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
 	     struct sim_reply *rep);

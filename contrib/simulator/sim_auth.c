@@ -3,7 +3,8 @@
  * HMAC-SHA1) and v3 (ACS3-HMAC-SHA256 header), the AccessKeyId, the timestamp window, nonce
  * reuse and the STS security token, answered with the gateway's error codes and messages.
  *
- * It owns the nonce set.  The signing itself is sim_sign.c, the simulator's own and not
+ * It owns the nonce set and the key lookup (the static key, or a temporary one from the ring
+ * sim_sts.c fills).  The signing itself is sim_sign.c, the simulator's own and not
  * credsync's src/sign.c: it rebuilds what the client should have signed from what arrived,
  * so a canonicalisation bug in credsync fails here instead of being shared.
  */
@@ -11,6 +12,7 @@
 
 #include <ctype.h>
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -116,6 +118,39 @@ int sim_nonces_check_add(struct sim_nonces *n, const char *nonce)
 	n->ring[n->head] = h;
 	n->head = (n->head + 1) % n->window;
 	n->count++;
+	return 0;
+}
+
+/* ---- keys ---- */
+
+/* The static key from the options, or a temporary one from the ring sim_sts.c fills. */
+int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k)
+{
+	size_t i;
+
+	memset(k, 0, sizeof(*k));
+	if (!strcmp(id, s->opt->key_id)) {
+		snprintf(k->secret, sizeof(k->secret), "%s", s->opt->key_secret);
+		if (s->opt->security_token)
+			snprintf(k->token, sizeof(k->token), "%s", s->opt->security_token);
+		return 1;
+	}
+	if (strncmp(id, "STS.", 4))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ntemps; i++) {
+		const struct sim_temp *t = &s->temps[i];
+
+		if (!strcmp(t->id, id)) {
+			memcpy(k->secret, t->secret, sizeof(t->secret));
+			memcpy(k->token, t->token, sizeof(t->token));
+			k->temporary = 1;
+			k->expires = t->expires;
+			pthread_mutex_unlock(&s->lock);
+			return 1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
