@@ -1,10 +1,29 @@
 /*
  * sim.h - credsync-sim, a stand-in for the OnsMqtt endpoint: what its files share.
  *
- * sim_main.c owns the options, the HTTP server and request routing; sim_data.c the dataset
- * (groups of sorted client IDs, paging tokens, mutation, JSON strings); sim_auth.c the
- * signature, timestamp, nonce and security-token checks; sim_api.c the RPC actions, injected
- * faults and rate limits; sim_ctl.c the /_sim control endpoints and the counters.
+ * sim_main.c owns the HTTP server and request routing; sim_opts.c the command line;
+ * sim_api.c the RPC actions and injected faults; sim_sts.c the identity services and the
+ * issued credentials; sim_ctl.c the /_sim control endpoints; sim_auth.c the key lookup
+ * and the signature, timestamp, nonce and security-token checks; sim_limit.c the rate
+ * limits; sim_data.c the dataset (groups of sorted client IDs, paging tokens, mutation);
+ * sim_util.c what they all share (random draws, clocks, parameters, error bodies,
+ * counters, JSON strings); sim_sign.c the simulator's own signature arithmetic (not
+ * credsync's src/sign.c, so the two cannot agree on a shared canonicalisation bug).
+ *
+ * Calls between the files form no circle; each calls only files below it:
+ *
+ *   sim_main  -> sim_opts, sim_api, sim_ctl, sim_sts, sim_auth, sim_limit, sim_data, sim_util
+ *   sim_opts  -> sim_api (sim_fault_classify)
+ *   sim_api   -> sim_auth, sim_sts, sim_limit, sim_data, sim_util
+ *   sim_ctl   -> sim_sts, sim_data, sim_util
+ *   sim_auth  -> sim_sign, sim_util
+ *   sim_sts   -> sim_util
+ *   sim_limit -> sim_util
+ *   sim_data  -> sim_util
+ *   sim_util  -> sim_sign (percent-encoding)
+ *   sim_sign  -> nothing of the simulator's (OpenSSL and the core's cs_buf)
+ *
+ * A helper that two files need goes into a file below both, never into the caller of one.
  *
  * Locking: sim_server.lock guards everything mutable in struct sim_server (dataset, nonces,
  * counters, random state, buckets).  Each function says whether it expects the lock held.
@@ -21,7 +40,6 @@
 
 #include "buf.h"
 #include "error.h"
-#include "sign.h"
 
 #define SIM_API_VERSION "2020-04-20"
 #define SIM_HOST_ID "onsmqtt.sim.aliyuncs.com"
@@ -31,8 +49,15 @@
 #define SIM_NONCE_WINDOW 2000000      /* nonces remembered */
 #define SIM_MAX_COUNTERS 256          /* distinct names per counter map */
 #define SIM_LEN_ESCAPE 0x80000000u    /* see sim_group.lens */
+#define SIM_MSG_OVERFLOW "An error occurred while processing your request. Please try again."
 
-/* ---- options (sim_main.c fills them once; read-only afterwards) ---- */
+/* A name and a value, neither owned: a request parameter or a signed header. */
+struct sim_kv {
+	const char *name;
+	const char *value;
+};
+
+/* ---- options (sim_opts.c fills them once; read-only afterwards) ---- */
 
 enum sim_last_token {
 	SIM_LAST_TOKEN_ABSENT,  /* the last page has no NextToken */
@@ -116,6 +141,12 @@ struct sim_deny {
 /* The region when none is given with --regions. */
 #define SIM_DEFAULT_REGION "cn-hangzhou"
 
+/* Fills o (which starts zeroed) from the command line.  Returns 0 to run, 1 when --help was
+ * served, -1 on a usage error (already reported on stderr). */
+int sim_options_parse(int argc, char **argv, struct sim_options *o);
+/* Frees what sim_options_parse allocated, also after it failed. */
+void sim_options_release(struct sim_options *o);
+
 /* ---- dataset (sim_data.c) ---- */
 
 struct sim_group {
@@ -170,11 +201,6 @@ void sim_data_dump(const struct sim_dataset *d, struct cs_buf *out);
 void sim_token_encode(struct cs_buf *out, const char *id);
 /* Decodes into out (reset first).  Returns 0, or -1 when tok is not one of ours. */
 int sim_token_decode(struct cs_buf *out, const char *tok);
-
-/* Appends s as a JSON string: '"' and '\' escaped, control bytes as \u00XX, the rest as is. */
-void sim_json_str(struct cs_buf *out, const char *s);
-/* Appends s as a JSON list item, with a comma unless it is the first (*count == 0). */
-void sim_json_item(struct cs_buf *out, size_t *count, const char *s);
 
 /* ---- server state ---- */
 
@@ -261,6 +287,8 @@ struct sim_server {
 	char fail_code[64];
 };
 
+/* ---- sim_util.c ---- */
+
 /* Uniform 64-bit / [0,1) draws; the lock must be held. */
 uint64_t sim_rand(struct sim_server *s);
 double sim_rand_unit(struct sim_server *s);
@@ -278,13 +306,13 @@ struct sim_req {
 	struct cs_buf body;           /* the upload, as received */
 	struct cs_buf form;           /* a decoded copy of a form body; params point into it */
 	int body_too_large;
-	struct sign_param params[SIM_MAX_PARAMS];   /* query first, then form body */
+	struct sim_kv params[SIM_MAX_PARAMS];       /* query first, then form body */
 	uint32_t param_hash[SIM_MAX_PARAMS];        /* of each name: lookups skip most strcmp */
 	size_t nparams, nquery;
 	int too_many_params;
 	struct cs_buf out;            /* the response body being built */
 	struct cs_buf tmp;            /* scratch: canonical query, decoded token */
-	struct cs_buf tmp2;           /* scratch: string to sign */
+	struct cs_buf tmp2;           /* scratch: v1 string to sign, v3 canonical request */
 	char request_id[37];
 };
 
@@ -304,6 +332,9 @@ struct sim_reply {
  * Returns 0 when the host names no region (127.0.0.1: every region at once), else 1. */
 int sim_req_region(const struct sim_req *r, char *out, size_t outlen);
 
+/* Appends one parameter (neither string copied).  Returns 0, or -1 (and sets
+ * too_many_params) when there are SIM_MAX_PARAMS already. */
+int sim_add_param(struct sim_req *r, const char *name, const char *value);
 /* The request's parameter (query or form body) or NULL. */
 const char *sim_param(const struct sim_req *r, const char *name);
 /* The name of a parameter given more than once, or NULL. */
@@ -315,7 +346,45 @@ const char *sim_header(const struct sim_req *r, const char *name);
  * "Recommend"}.  The message is printf-style. */
 void sim_error(struct sim_req *r, struct sim_reply *rep, unsigned status, const char *code,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* sim_error, marked throttled, with x-acs-retry-after when --retry-after is set; msg is
+ * the message as is. */
+void sim_throttled(struct sim_server *s, struct sim_req *r, struct sim_reply *rep,
+		   unsigned status, const char *code, const char *msg);
+/* Writes a fresh RequestId (UUID-shaped, upper-case hex, unique within the run). */
 void sim_new_request_id(struct sim_server *s, char out[37]);
+/* Adds 1 to name's counter (names beyond SIM_MAX_COUNTERS share "(other)").  Lock held. */
+void sim_counter_add(struct sim_counters *c, const char *name);
+/* Appends s as a JSON string: '"' and '\' escaped, control bytes as \u00XX, the rest as is. */
+void sim_json_str(struct cs_buf *out, const char *s);
+/* Appends s as a JSON list item, with a comma unless it is the first (*count == 0). */
+void sim_json_item(struct cs_buf *out, size_t *count, const char *s);
+
+/* ---- sim_sign.c: the signatures of API.md, computed by the simulator itself ---- */
+
+#define SIM_V3_ALGORITHM "ACS3-HMAC-SHA256"
+
+/* Appends len bytes of s percent-encoded per RFC 3986: A-Z a-z 0-9 - _ . ~ stay, every
+ * other byte is %XX in upper-case hex (space %20, '*' %2A, '+' %2B). */
+void sim_sign_encode(struct cs_buf *out, const char *s, size_t len);
+/* Appends the canonical query of params: each name and value encoded, the pairs sorted by
+ * encoded name in byte order, as name=value joined by '&'.  Returns 0, or -1 on OOM. */
+int sim_sign_query(struct cs_buf *out, const struct sim_kv *params, size_t n);
+/* Appends v1's StringToSign: METHOD "&%2F&" encode(query). */
+void sim_sign_v1_string(struct cs_buf *out, const char *method, const char *query);
+/* Writes base64(HMAC-SHA1(secret "&", string_to_sign)), 28 characters and a NUL.
+ * Returns 0 or -1. */
+int sim_sign_v1(char out[29], const char *string_to_sign, const char *secret);
+/* Appends v3's canonical request: METHOD, "/", query, "name:value" lines for headers
+ * (names already lower-case and distinct, in any order; written sorted), a blank line, the
+ * sorted names joined by ';' and payload_hex, joined by newlines.  Returns 0, or -1 on OOM. */
+int sim_sign_v3_request(struct cs_buf *out, const char *method, const char *query,
+			const struct sim_kv *headers, size_t n, const char *payload_hex);
+/* Writes hex(SHA-256(canonical_request)) into hashed and
+ * hex(HMAC-SHA256(secret, "ACS3-HMAC-SHA256\n" hashed)) into signature.  Returns 0 or -1. */
+int sim_sign_v3(char hashed[65], char signature[65], const char *canonical_request,
+		const char *secret);
+/* Writes the lower-case hex SHA-256 of len bytes. */
+void sim_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* ---- sim_auth.c ---- */
 
@@ -323,6 +392,9 @@ int sim_nonces_init(struct sim_nonces *n, size_t window);
 void sim_nonces_release(struct sim_nonces *n);
 /* 1 when nonce was seen within the window, else records it and returns 0.  Lock held. */
 int sim_nonces_check_add(struct sim_nonces *n, const char *nonce);
+
+/* Looks up an AccessKeyId: 1 found (k filled), 0 unknown.  Takes the lock. */
+int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k);
 
 /* What the authentication step learned about the call. */
 struct sim_call {
@@ -346,12 +418,20 @@ int sim_auth_check(struct sim_server *s, struct sim_req *r, const struct sim_cal
 void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
 /* Validates a --fault spec's code and fills kind/status/message/throttle.  Returns 0 or -1. */
 int sim_fault_classify(struct sim_fault *f);
+
+/* ---- sim_limit.c ---- */
+
+/* A bucket of rate tokens a second holding burst, full. */
 void sim_bucket_init(struct sim_bucket *b, double rate, double burst);
+/* Takes one token, taking the lock.  Returns 1 when there was one. */
+int sim_bucket_take_locked(struct sim_server *s, struct sim_bucket *b);
+/* Applies --bucket and --block-above to the request's source address.  Returns 1 when the
+ * request was refused (reply filled), else 0.  Takes the lock. */
+int sim_source_limits(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
+		      struct sim_reply *rep);
 
 /* ---- sim_sts.c ---- */
 
-/* Looks up an AccessKeyId: 1 found (k filled), 0 unknown.  Takes the lock. */
-int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k);
 /* Serves STS AssumeRole (already authenticated) and AssumeRoleWithOIDC (unsigned). */
 void sim_sts(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
 	     struct sim_reply *rep);
@@ -365,7 +445,5 @@ void sim_sts_release(struct sim_server *s);
 
 /* Serves /_sim/...: mutate, stats, reset-stats, dump. */
 void sim_ctl(struct sim_server *s, struct sim_req *r, struct sim_reply *rep);
-/* Adds 1 to name's counter (names beyond SIM_MAX_COUNTERS share "(other)").  Lock held. */
-void sim_counter_add(struct sim_counters *c, const char *name);
 
 #endif

@@ -2,17 +2,14 @@
  * sim_api.c - the RPC side of the simulator: one request on "/" goes through fault draw,
  * authentication, version, the server-wide rate limit, injected errors and finally the
  * action (ListDeviceCredentialClientId, ListGroupId; the secret-returning actions are
- * refused and counted).  It owns the error body format, RequestIds, the fault table and the
- * token buckets.
+ * refused and counted).  It owns the fault table; the error body and RequestIds are
+ * sim_util.c's, the rate limits sim_limit.c's.
  *
  * The success body of ListDeviceCredentialClientId is written by hand, under the lock, into
  * the request's reusable buffer: it is the hot path of every benchmark.
  */
 #include "sim.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +17,7 @@
 #include "util.h"
 
 #define MSG_THROTTLED "Request was denied due to user flow control."
-#define MSG_OVERFLOW "An error occurred while processing your request. Please try again."
+#define MSG_OVERFLOW SIM_MSG_OVERFLOW
 #define MSG_TOKEN_OVERFLOW "You have applied for tokens too many times. Please try again later."
 #define MSG_INTERNAL "An error occurred while processing your request. Try again later."
 #define MSG_UNAVAILABLE "The request has failed due to a temporary failure of the server."
@@ -34,206 +31,6 @@
 #define MSG_GROUP "An error occurred while validating the resource permissions. Please check " \
 	"the account that created the instance, topic, and GroupId, and check their " \
 	"permission settings."
-
-/* ---- errors and request ids ---- */
-
-void sim_error(struct sim_req *r, struct sim_reply *rep, unsigned status, const char *code,
-	       const char *fmt, ...)
-{
-	struct cs_buf msg = CS_BUF_INIT;
-	va_list ap;
-	int n;
-
-	/* the arguments may point into r->tmp or r->tmp2, never into r->out */
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n >= 0) {
-		char *p = malloc((size_t)n + 1);
-
-		if (p) {
-			va_start(ap, fmt);
-			vsnprintf(p, (size_t)n + 1, fmt, ap);
-			va_end(ap);
-			buf_append(&msg, p, (size_t)n);
-			free(p);
-		}
-	}
-	buf_reset(&r->out);
-	buf_puts(&r->out, "{\"RequestId\":\"");
-	buf_puts(&r->out, r->request_id);
-	buf_puts(&r->out, "\",\"HostId\":\"" SIM_HOST_ID "\",\"Code\":");
-	sim_json_str(&r->out, code);
-	buf_puts(&r->out, ",\"Message\":");
-	sim_json_str(&r->out, buf_str(&msg));
-	buf_puts(&r->out, ",\"Recommend\":\"https://api.aliyun.com/troubleshoot?q=");
-	sign_percent_encode(&r->out, code, strlen(code));
-	buf_puts(&r->out, "\"}");
-	buf_release(&msg);
-	rep->status = status;
-	rep->code = code;
-	rep->content_type = "application/json;charset=utf-8";
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static void put_hex(char *p, uint64_t v, int digits)
-{
-	static const char hx[] = "0123456789ABCDEF";
-
-	while (digits--) {
-		p[digits] = hx[v & 15];
-		v >>= 4;
-	}
-}
-
-void sim_new_request_id(struct sim_server *s, char out[37])
-{
-	/* splitmix64 is a bijection, so distinct sequence numbers give distinct ids */
-	uint64_t hi = s->reqid_hi, lo = splitmix64(atomic_fetch_add(&s->reqid_seq, 1));
-
-	put_hex(out, hi >> 32, 8);
-	out[8] = '-';
-	put_hex(out + 9, hi >> 16, 4);
-	out[13] = '-';
-	put_hex(out + 14, hi, 4);
-	out[18] = '-';
-	put_hex(out + 19, lo >> 48, 4);
-	out[23] = '-';
-	put_hex(out + 24, lo, 12);
-	out[36] = '\0';
-}
-
-/* ---- rate limits ---- */
-
-void sim_bucket_init(struct sim_bucket *b, double rate, double burst)
-{
-	b->rate = rate;
-	b->burst = burst;
-	b->tokens = burst;
-	b->last_us = sim_now_us();
-}
-
-/* Takes one token; the lock must be held.  Returns 1 when there was one. */
-static int bucket_take(struct sim_bucket *b)
-{
-	int64_t now = sim_now_us();
-
-	b->tokens += (double)(now - b->last_us) * b->rate / 1e6;
-	if (b->tokens > b->burst)
-		b->tokens = b->burst;
-	b->last_us = now;
-	if (b->tokens < 1.0)
-		return 0;
-	b->tokens -= 1.0;
-	return 1;
-}
-
-static int bucket_take_locked(struct sim_server *s, struct sim_bucket *b)
-{
-	int ok;
-
-	pthread_mutex_lock(&s->lock);
-	ok = bucket_take(b);
-	pthread_mutex_unlock(&s->lock);
-	return ok;
-}
-
-static void throttle_error(struct sim_server *s, struct sim_req *r, struct sim_reply *rep,
-			   unsigned status, const char *code, const char *msg)
-{
-	sim_error(r, rep, status, code, "%s", msg);
-	rep->throttled = 1;
-	rep->retry_after_ms = s->opt->retry_after_ms;
-}
-
-/* The client's address as text ("?" when MHD cannot say). */
-static void source_addr(struct sim_req *r, char *out, size_t len)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	snprintf(out, len, "?");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
-}
-
-/* The source's entry for action; the lock must be held.  NULL when the table is full. */
-static struct sim_source *source_for(struct sim_server *s, const char *addr, const char *action)
-{
-	const struct sim_options *o = s->opt;
-	struct sim_source *src;
-	size_t i;
-
-	for (i = 0; i < s->nsources; i++)
-		if (!strcmp(s->sources[i].addr, addr) && !strcmp(s->sources[i].action, action))
-			return &s->sources[i];
-	if (s->nsources == SIM_MAX_SOURCES)
-		return NULL;
-	src = &s->sources[s->nsources++];
-	memset(src, 0, sizeof(*src));
-	snprintf(src->addr, sizeof(src->addr), "%s", addr);
-	snprintf(src->action, sizeof(src->action), "%s", action);
-	sim_bucket_init(&src->bucket, o->bucket_rate,
-			o->bucket_burst > 0 ? o->bucket_burst : (o->bucket_rate > 1 ? o->bucket_rate : 1));
-	sim_bucket_init(&src->block, o->block_above, o->block_above > 1 ? o->block_above : 1);
-	return src;
-}
-
-/*
- * The service's per-source limits, as the real one applies them: a token bucket per source
- * address and API (SystemOverFlow, with the status the service uses now), and above a
- * higher rate the source is blocked outright for a while (every request refused, whatever
- * the API), which a client must never provoke.  Returns 1 when the request was refused.
- */
-static int source_limits(struct sim_server *s, struct sim_req *r, const struct sim_call *call,
-			 struct sim_reply *rep)
-{
-	const struct sim_options *o = s->opt;
-	struct sim_source *src;
-	char addr[48];
-	int64_t now = sim_now_us();
-	int blocked = 0, throttled = 0;
-
-	if (o->bucket_rate <= 0 && o->block_above <= 0)
-		return 0;
-	source_addr(r, addr, sizeof(addr));
-	pthread_mutex_lock(&s->lock);
-	/* the block is per address, across APIs: keyed with an empty action */
-	if (o->block_above > 0 && (src = source_for(s, addr, ""))) {
-		if (src->blocked_until_us > now) {
-			blocked = 1;
-		} else if (!bucket_take(&src->block)) {
-			src->blocked_until_us = now + o->block_for_ms * 1000;
-			s->blocks++;
-			blocked = 1;
-		}
-	}
-	if (!blocked && o->bucket_rate > 0 && call->action &&
-	    (src = source_for(s, addr, call->action)) && !bucket_take(&src->bucket))
-		throttled = 1;
-	pthread_mutex_unlock(&s->lock);
-	if (blocked) {
-		sim_error(r, rep, 403, "Forbidden.IpBlocked",
-			  "Your IP address has been blocked for sending requests above the allowed "
-			  "rate. Try again later.");
-		return 1;
-	}
-	if (throttled) {
-		throttle_error(s, r, rep, o->throttle_status, "SystemOverFlow", MSG_OVERFLOW);
-		return 1;
-	}
-	return 0;
-}
 
 /* ---- faults ---- */
 
@@ -612,8 +409,8 @@ static void list_groups(struct sim_server *s, struct sim_req *r, struct sim_repl
 		sim_error(r, rep, 400, "ParameterCheckFailed", MSG_PARAMS " Missing: InstanceId.");
 		return;
 	}
-	if (o->list_group_qps > 0 && !bucket_take_locked(s, &s->list_group)) {
-		throttle_error(s, r, rep, 400, "Throttling.User", MSG_THROTTLED);
+	if (o->list_group_qps > 0 && !sim_bucket_take_locked(s, &s->list_group)) {
+		sim_throttled(s, r, rep, 400, "Throttling.User", MSG_THROTTLED);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -778,10 +575,10 @@ void sim_rpc(struct sim_server *s, struct sim_req *r, struct sim_reply *rep)
 			  SIM_API_VERSION "')", q);
 		goto out;
 	}
-	if (source_limits(s, r, &call, rep))
+	if (sim_source_limits(s, r, &call, rep))
 		goto out;
-	if (o->qps > 0 && !bucket_take_locked(s, &s->qps)) {
-		throttle_error(s, r, rep, o->throttle_status, "SystemOverFlow", MSG_OVERFLOW);
+	if (o->qps > 0 && !sim_bucket_take_locked(s, &s->qps)) {
+		sim_throttled(s, r, rep, o->throttle_status, "SystemOverFlow", MSG_OVERFLOW);
 		goto out;
 	}
 	if (f && f->kind == SIM_FAULT_ERROR) {

@@ -3,21 +3,23 @@
  * HMAC-SHA1) and v3 (ACS3-HMAC-SHA256 header), the AccessKeyId, the timestamp window, nonce
  * reuse and the STS security token, answered with the gateway's error codes and messages.
  *
- * It owns the nonce set.  The signing itself is src/sign.c, the same code credsync signs
- * with; the simulator only rebuilds what the client should have signed from what arrived.
+ * It owns the nonce set and the key lookup (the static key, or a temporary one from the ring
+ * sim_sts.c fills).  The signing itself is sim_sign.c, the simulator's own and not
+ * credsync's src/sign.c: it rebuilds what the client should have signed from what arrived,
+ * so a canonicalisation bug in credsync fails here instead of being shared.
  */
 #include "sim.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "util.h"
 
-#define V3_ALGORITHM "ACS3-HMAC-SHA256"
+#define V3_ALGORITHM SIM_V3_ALGORITHM
 #define V3_MAX_SIGNED 32
 
 /* ---- nonce set ---- */
@@ -119,6 +121,39 @@ int sim_nonces_check_add(struct sim_nonces *n, const char *nonce)
 	return 0;
 }
 
+/* ---- keys ---- */
+
+/* The static key from the options, or a temporary one from the ring sim_sts.c fills. */
+int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k)
+{
+	size_t i;
+
+	memset(k, 0, sizeof(*k));
+	if (!strcmp(id, s->opt->key_id)) {
+		snprintf(k->secret, sizeof(k->secret), "%s", s->opt->key_secret);
+		if (s->opt->security_token)
+			snprintf(k->token, sizeof(k->token), "%s", s->opt->security_token);
+		return 1;
+	}
+	if (strncmp(id, "STS.", 4))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ntemps; i++) {
+		const struct sim_temp *t = &s->temps[i];
+
+		if (!strcmp(t->id, id)) {
+			memcpy(k->secret, t->secret, sizeof(t->secret));
+			memcpy(k->token, t->token, sizeof(t->token));
+			k->temporary = 1;
+			k->expires = t->expires;
+			pthread_mutex_unlock(&s->lock);
+			return 1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 /* ---- shared checks ---- */
 
 void sim_call_describe(const struct sim_req *r, struct sim_call *call)
@@ -211,9 +246,9 @@ static int auth_v1(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 	};
 	enum { ACTION, VERSION, KEY_ID, METHOD, SIG_VERSION, NONCE, TIMESTAMP, SIGNATURE };
 	const char *v[sizeof(required) / sizeof(required[0])];
-	struct sign_param p[SIM_MAX_PARAMS];
+	struct sim_kv p[SIM_MAX_PARAMS];
 	struct sim_key k;
-	char expected[64];
+	char expected[29];
 	size_t i, n = 0;
 	int ret;
 
@@ -241,15 +276,18 @@ static int auth_v1(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 		if (r->params[i].value != v[SIGNATURE] || strcmp(r->params[i].name, "Signature"))
 			p[n++] = r->params[i];
 	buf_reset(&r->tmp);
-	if (sign_canonical_query(&r->tmp, p, n) < 0 ||
-	    sign_v1(expected, sizeof(expected), r->method, buf_str(&r->tmp), k.secret) < 0) {
+	buf_reset(&r->tmp2);
+	ret = sim_sign_query(&r->tmp, p, n);
+	if (!ret) {
+		sim_sign_v1_string(&r->tmp2, r->method, buf_str(&r->tmp));
+		ret = r->tmp2.oom ? -1 : sim_sign_v1(expected, buf_str(&r->tmp2), k.secret);
+	}
+	if (ret < 0) {
 		OPENSSL_cleanse(&k, sizeof(k));
 		sim_error(r, rep, 500, "InternalError", "The simulator ran out of memory.");
 		return -1;
 	}
 	if (!secret_equal(v[SIGNATURE], expected)) {
-		buf_reset(&r->tmp2);
-		sign_v1_string_to_sign(&r->tmp2, r->method, buf_str(&r->tmp));
 		OPENSSL_cleanse(&k, sizeof(k));
 		sim_error(r, rep, 400, "SignatureDoesNotMatch",
 			  "Specified signature is not matched with our calculation. server string to sign is:%s",
@@ -335,20 +373,6 @@ static const char *parse_authorization(const char *h, struct v3_auth *a)
 	return NULL;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-	static const char hx[] = "0123456789abcdef";
-	unsigned char d[SHA256_DIGEST_LENGTH];
-	size_t i;
-
-	SHA256(data, len, d);
-	for (i = 0; i < sizeof(d); i++) {
-		out[2 * i] = hx[d[i] >> 4];
-		out[2 * i + 1] = hx[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 static int incomplete(struct sim_req *r, struct sim_reply *rep, const char *why, const char *arg)
 {
 	char q[128];
@@ -368,10 +392,9 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 	};
 	struct v3_auth a;
 	struct sim_key k;
-	struct sign_param hdr[V3_MAX_SIGNED];
+	struct sim_kv hdr[V3_MAX_SIGNED];
 	char names[V3_MAX_SIGNED][64], values[16384];
 	char hashed[65], expected[65], payload[65], got[129];
-	struct cs_buf signed_list = CS_BUF_INIT;
 	const char *why, *name;
 	size_t i, nh = 0, voff = 0;
 	int ret = -1;
@@ -419,11 +442,12 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 				return incomplete(r, rep, "a header is signed twice", names[i]);
 	/* the server hashes the body it received; a client that lied in x-acs-content-sha256
 	 * fails the signature like any other tampering */
-	sha256_hex(buf_str(&r->body), r->body.len, payload);
+	sim_sha256_hex(buf_str(&r->body), r->body.len, payload);
 	buf_reset(&r->tmp);
-	if (sign_canonical_query(&r->tmp, r->params, r->nquery) < 0 ||
-	    sign_v3(hashed, expected, &signed_list, r->method, buf_str(&r->tmp), hdr, nh, payload,
-		    k.secret) < 0) {
+	buf_reset(&r->tmp2);
+	if (sim_sign_query(&r->tmp, r->params, r->nquery) < 0 ||
+	    sim_sign_v3_request(&r->tmp2, r->method, buf_str(&r->tmp), hdr, nh, payload) < 0 ||
+	    sim_sign_v3(hashed, expected, buf_str(&r->tmp2), k.secret) < 0) {
 		sim_error(r, rep, 500, "InternalError", "The simulator ran out of memory.");
 		goto out;
 	}
@@ -441,7 +465,6 @@ static int auth_v3(struct sim_server *s, struct sim_req *r, struct sim_reply *re
 			   sim_header(r, "x-acs-security-token"), &k, rep);
 out:
 	OPENSSL_cleanse(&k, sizeof(k));
-	buf_release(&signed_list);
 	return ret;
 }
 

@@ -1,6 +1,6 @@
 /*
  * sim_ctl.c - the unsigned /_sim control endpoints tests drive the simulator with: mutate the
- * dataset, read and reset the counters, dump the data.  Also the counter maps themselves.
+ * dataset, read and reset the counters, dump the data.
  *
  * Control requests are not RPC traffic: they are not counted, signed, delayed or faulted.
  */
@@ -13,27 +13,6 @@
 #include "util.h"
 
 #define MUTATE_MAX 1000000
-
-void sim_counter_add(struct sim_counters *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < c->n; i++) {
-		if (!strncmp(c->v[i].name, name, sizeof(c->v[i].name) - 1) &&
-		    strlen(name) < sizeof(c->v[i].name)) {
-			c->v[i].n++;
-			return;
-		}
-	}
-	/* clients choose Action names: keep their number bounded, the last slot for the rest */
-	if (c->n == SIM_MAX_COUNTERS - 1 && strcmp(name, "(other)")) {
-		sim_counter_add(c, "(other)");
-		return;
-	}
-	snprintf(c->v[c->n].name, sizeof(c->v[c->n].name), "%s", name);
-	c->v[c->n].n = 1;
-	c->n++;
-}
 
 static void ctl_reply(struct sim_reply *rep, unsigned status)
 {

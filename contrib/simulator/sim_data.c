@@ -1,7 +1,7 @@
 /*
  * sim_data.c - the simulator's dataset: instances, their groups and each group's client IDs,
  * kept sorted by byte order so a page is a slice and a NextToken a binary search.  Also the
- * NextToken format and the JSON string writer every response uses.
+ * NextToken format.
  *
  * Strings loaded or generated at startup live in one arena per group (a million IDs cost one
  * allocation, not a million); IDs added later are malloc'd one by one, which is why removal
@@ -644,53 +644,4 @@ int sim_token_decode(struct cs_buf *out, const char *tok)
 	if (out->oom || strcmp(sum, tok + 2 + 2 * n))
 		return -1;
 	return 0;
-}
-
-/* Writes s as a JSON string, after a comma when asked.  Most IDs are short and need no
- * escaping: they are gathered on the stack and go in with one append. */
-static void json_put(struct cs_buf *out, const char *s, int comma)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)s, *run;
-	char tmp[256];
-	size_t n = 0;
-
-	if (comma)
-		tmp[n++] = ',';
-	tmp[n++] = '"';
-	while (*p >= 0x20 && *p != '"' && *p != '\\' && n < sizeof(tmp) - 1)
-		tmp[n++] = (char)*p++;
-	if (!*p) {
-		tmp[n++] = '"';
-		buf_append(out, tmp, n);
-		return;
-	}
-	buf_append(out, tmp, n);
-	for (run = p; *p; p++) {
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
-			continue;
-		buf_append(out, run, (size_t)(p - run));
-		if (*p == '"') {
-			buf_append(out, "\\\"", 2);
-		} else if (*p == '\\') {
-			buf_append(out, "\\\\", 2);
-		} else {
-			char esc[6] = { '\\', 'u', '0', '0', hx[*p >> 4], hx[*p & 15] };
-
-			buf_append(out, esc, 6);
-		}
-		run = p + 1;
-	}
-	buf_append(out, run, (size_t)(p - run));
-	buf_putc(out, '"');
-}
-
-void sim_json_str(struct cs_buf *out, const char *s)
-{
-	json_put(out, s, 0);
-}
-
-void sim_json_item(struct cs_buf *out, size_t *count, const char *s)
-{
-	json_put(out, s, (*count)++ > 0);
 }

@@ -5,8 +5,9 @@
  * v1-only has no token PUT), and a credentials URI at /_sim/credentials-uri.
  *
  * Every issuance mints real temporary credentials into a ring (SIM_MAX_TEMPS): the RPC side
- * accepts them (sim_key_lookup) with their own SecurityToken until they expire, then answers
- * InvalidSecurityToken.Expired.  --credential-lifetime shortens their life for tests.
+ * accepts them (sim_auth.c's sim_key_lookup reads the ring) with their own SecurityToken
+ * until they expire, then answers InvalidSecurityToken.Expired.  --credential-lifetime
+ * shortens their life for tests.
  * POST /_sim/identity-fail?count=N&code=CODE makes the next N issuances fail with CODE;
  * POST /_sim/expire-all expires every issued set now; GET /_sim/issued lists the secrets and
  * tokens handed out (for the tests' scans of what credsync wrote).
@@ -39,36 +40,6 @@ static void rand_hex(char *out, size_t nhex)
 		out[2 * i + 1] = hx[b[i] & 15];
 	}
 	out[nhex / 2 * 2] = '\0';
-}
-
-int sim_key_lookup(struct sim_server *s, const char *id, struct sim_key *k)
-{
-	size_t i;
-
-	memset(k, 0, sizeof(*k));
-	if (!strcmp(id, s->opt->key_id)) {
-		snprintf(k->secret, sizeof(k->secret), "%s", s->opt->key_secret);
-		if (s->opt->security_token)
-			snprintf(k->token, sizeof(k->token), "%s", s->opt->security_token);
-		return 1;
-	}
-	if (strncmp(id, "STS.", 4))
-		return 0;
-	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < s->ntemps; i++) {
-		const struct sim_temp *t = &s->temps[i];
-
-		if (!strcmp(t->id, id)) {
-			memcpy(k->secret, t->secret, sizeof(t->secret));
-			memcpy(k->token, t->token, sizeof(t->token));
-			k->temporary = 1;
-			k->expires = t->expires;
-			pthread_mutex_unlock(&s->lock);
-			return 1;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	return 0;
 }
 
 /* 1 when an injected failure is due (code copied out), else 0.  Takes the lock. */

@@ -3,13 +3,17 @@ startup, v1/v3 authentication and its errors, paging, validation, faults, rate l
 control endpoints and hostile data.  Every test_* function runs; any failure makes the
 process exit 1 after printing what failed.
 """
+import base64
 import hashlib
+import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
 import uuid
 
 from harness import (Sim, canonical_query, list_page, pct, request, rpc_v1, rpc_v3, sim_path,
@@ -379,6 +383,69 @@ def test_v3_vector_and_requests():
             expect_error(rpc_v3(sim, LIST, q, tamper=set_auth), 400, "IncompleteSignature", auth)
         expect_error(rpc_v3(sim, LIST, q, extra_headers={"x-acs-version": "2019-01-01"}), 400,
                      "InvalidVersion")
+
+
+# Canonicalisations a client could get wrong, each visible on the value below.  The
+# simulator verifies with its own code (sim_sign.c), so it must refuse every one of them.
+MISCANONICAL = {
+    "space as +": lambda pairs: _join(pairs, lambda s: urllib.parse.quote_plus(s, safe="-_.~")),
+    "* kept": lambda pairs: _join(pairs, lambda s: pct(s).replace("%2A", "*")),
+    "~ encoded": lambda pairs: _join(pairs, lambda s: pct(s).replace("~", "%7E")),
+    "lower-case hex": lambda pairs: _join(
+        pairs, lambda s: re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), pct(s))),
+    "not encoded": lambda pairs: _join(pairs, lambda s: s),
+    "not sorted": lambda pairs: "&".join("%s=%s" % (pct(k), pct(v)) for k, v in pairs.items()),
+}
+TRICKY_VALUE = "a b*c~d/e"
+
+
+def _join(pairs, enc):
+    return "&".join("%s=%s" % kv for kv in sorted((enc(k), enc(v)) for k, v in pairs.items()))
+
+
+def test_miscanonicalised_signatures_refused():
+    q = {"Action": LIST, "InstanceId": "mqtt-sim-1", "GroupId": "GID_sim_1", "PageNo": 1,
+         "PageSize": 1, "Extra": TRICKY_VALUE}
+    with Sim() as sim:
+        ok_page(rpc_v1(sim, q), "v1 signed right")
+        for bug, canon in MISCANONICAL.items():
+            nonce, ts = str(uuid.uuid4()), utc_now()
+            p = {k: str(v) for k, v in v1_params(q, nonce=nonce, timestamp=ts).items()}
+            check(canon(p) != canonical_query(p), bug + ": the bug must show on the value")
+            sts = "POST&%2F&" + pct(canon(p))
+            sig = base64.b64encode(hmac.new(b"testsecret&", sts.encode(),
+                                            hashlib.sha1).digest()).decode()
+            expect_error(rpc_v1(sim, q, nonce=nonce, timestamp=ts, signature=sig), 400,
+                         "SignatureDoesNotMatch", "v1 " + bug)
+        # the signing by hand itself is right: with the true canonical query it is accepted
+        nonce, ts = str(uuid.uuid4()), utc_now()
+        p = {k: str(v) for k, v in v1_params(q, nonce=nonce, timestamp=ts).items()}
+        sig = base64.b64encode(hmac.new(b"testsecret&", ("POST&%2F&" + pct(canonical_query(p)))
+                                        .encode(), hashlib.sha1).digest()).decode()
+        ok_page(rpc_v1(sim, q, nonce=nonce, timestamp=ts, signature=sig), "v1 signed by hand")
+
+        v3q = {"InstanceId": "mqtt-sim-1", "GroupId": "GID_sim_1", "PageNo": 1, "PageSize": 1,
+               "Extra": TRICKY_VALUE}
+        ok_page(rpc_v3(sim, LIST, v3q), "v3 signed right")
+        for bug, canon in MISCANONICAL.items():
+            def resign(query, headers, canon=canon):
+                signed = {k.lower(): str(v).strip() for k, v in headers.items()
+                          if k != "Authorization"}
+                signed["host"] = "127.0.0.1:%d" % sim.port
+                names = sorted(signed)
+                creq = "\n".join(["POST", "/", canon(query),
+                                  "".join("%s:%s\n" % (n, signed[n]) for n in names),
+                                  ";".join(names), hashlib.sha256(b"").hexdigest()])
+                sig = hmac.new(b"testsecret", ("ACS3-HMAC-SHA256\n" + hashlib.sha256(
+                    creq.encode()).hexdigest()).encode(), hashlib.sha256).hexdigest()
+                headers["Authorization"] = ("ACS3-HMAC-SHA256 Credential=testid,"
+                                            "SignedHeaders=%s,Signature=%s"
+                                            % (";".join(names), sig))
+            expect_error(rpc_v3(sim, LIST, v3q, tamper=resign), 400, "SignatureDoesNotMatch",
+                         "v3 " + bug)
+        # the resigning itself is right: with the true canonical query it is accepted
+        ok_page(rpc_v3(sim, LIST, v3q, tamper=lambda query, headers: resign(
+            query, headers, canon=canonical_query)), "v3 resigned right")
 
 
 # ---- paging ----
