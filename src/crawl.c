@@ -1,11 +1,15 @@
 /*
  * crawl.c - the paging engine; see crawl.h.
  *
- * Each target is a job moving through PENDING (no snapshot yet) -> READY (may send when its
- * backoff has passed, its instance has a free slot and its endpoint a rate token) ->
- * INFLIGHT -> READY ... -> DONE or FAILED.  Responses that arrive in one turn of the loop are
- * staged in one transaction (each page with its checkpoint); finalizing and failing happen
- * after that commit, each in its own transaction.
+ * Each target is a job moving through PENDING (no snapshot yet) -> BEGINNING (the writer
+ * begins or resumes its snapshot) -> READY (may send when its backoff has passed, its
+ * instance has a free slot and its endpoint a rate token) -> INFLIGHT -> READY ... -> DONE
+ * (FINALIZING while the writer merges and judges it) or FAILED.
+ *
+ * This thread only fetches and decides; every database write goes through the writer thread
+ * (writer.h) in the transactions the checkpoint guarantees rest on, so pages keep arriving
+ * while SQLite stages pages or finalizes a group.  The store is touched directly only before
+ * the writer starts (remembered rates) and after it stops (failures, sweep, rates).
  */
 #include "crawl.h"
 
@@ -21,12 +25,15 @@
 #include "retry.h"
 #include "scrub.h"
 #include "util.h"
+#include "writer.h"
 
 enum job_state {
 	J_PENDING,
+	J_BEGINNING,
 	J_READY,
 	J_INFLIGHT,
 	J_DONE,
+	J_FINALIZING,
 	J_FAILED,
 };
 
@@ -64,6 +71,7 @@ struct job {
 	int64_t skipped;              /* IDs skipped in this walk */
 	int consistent;               /* the verdict of the last tally */
 	int recorded;                 /* its snapshot was written as complete or failed */
+	int waiting;                  /* operations of the writer's still to report back */
 };
 
 struct crawl {
@@ -84,8 +92,8 @@ struct crawl {
 	int fatal;                    /* a run-wide failure happened */
 	enum cs_error_kind fatal_kind;
 	char fatal_msg[1024];
-	int in_batch;
-	int64_t batches;              /* page transactions committed, for -vv */
+	struct writer *w;             /* owns the store while the crawl runs */
+	int *inst_starting;           /* by instance index: jobs BEGINNING, holding a slot */
 };
 
 static int64_t now_ms(void)
@@ -128,7 +136,7 @@ static void job_fail(struct crawl *c, struct job *j, const char *code, const cha
 	enum log_level level;
 	va_list ap;
 
-	if (j->state == J_DONE || j->state == J_FAILED)
+	if (j->state == J_DONE || j->state == J_FINALIZING || j->state == J_FAILED)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(j->res->message, sizeof(j->res->message), fmt, ap);
@@ -248,18 +256,38 @@ static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_ins
 	return ep;
 }
 
+static size_t job_slot(const struct crawl *c, const struct job *j)
+{
+	return (size_t)(j - c->jobs);
+}
+
+/* The job may start: the writer begins (or resumes) its snapshot, it holds a slot meanwhile. */
 static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 {
 	struct store_resume policy = { c->opts->restart, c->opts->checkpoint_max_age_s,
 				       c->opts->finalize_max_age_s };
+
+	if (writer_begin(c->w, job_slot(c, j), j->t->inst->id, j->t->group_id, &policy, err) < 0)
+		return -1;
+	j->state = J_BEGINNING;
+	j->waiting++;
+	c->inst_starting[j->inst_index]++;
+	return 0;
+}
+
+/* The writer began the job's snapshot (snap: ours now). */
+static void job_begun(struct crawl *c, struct job *j, struct store_snap *snap)
+{
 	struct log_ctx ctx;
 
-	if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id, j->t->group_id, &policy,
-				 &j->snap, err) < 0)
-		return -1;
+	c->inst_starting[j->inst_index]--;
+	store_snap_release(&j->snap);
+	j->snap = *snap;
 	j->began = 1;
-	j->state = J_READY;
 	j->res->snapshot_id = j->snap.snapshot_id;
+	if (j->state != J_BEGINNING)
+		return; /* failed meanwhile (stopped, instance-wide error): its failure is queued */
+	j->state = J_READY;
 	j->res->started_ms = now_ms();
 	j->res->resumed = j->snap.resumed_from != 0;
 	walk_reset(j);
@@ -278,7 +306,6 @@ static int job_begin(struct crawl *c, struct job *j, struct cs_error *err)
 	else if (j->snap.discarded_from)
 		log_msg(LOG_INFO, &ctx, "discarded the checkpoint of snapshot %" PRId64 " (%s)",
 			j->snap.discarded_from, j->snap.discarded_why);
-	return 0;
 }
 
 /* The identity the job's instance signs with. */
@@ -432,37 +459,22 @@ static void fail_instance(struct crawl *c, struct job *origin, const char *code,
 	job_fail(c, origin, code, request_id, 0, "%s", message);
 }
 
-/* The run's counts so far into its row (inside the caller's transaction). */
-static int progress(struct crawl *c, struct cs_error *err)
+/* The run's counters, as the writer writes them into the run row with each transaction. */
+static struct writer_counts counts_of(const struct crawl *c)
 {
-	struct store_run_stats rs = { NULL, c->totals->groups_ok, c->totals->groups_failed,
-				      c->totals->requests, c->totals->retries, c->totals->throttled };
+	struct writer_counts k = { c->totals->requests, c->totals->retries, c->totals->throttled };
 
-	return store_run_progress(c->st, c->opts->run_id, &rs, err);
+	return k;
 }
 
-static int begin_batch(struct crawl *c, struct cs_error *err)
+/* The walk as the checkpoint persists it. */
+static struct writer_walk walk_of(const struct job *j)
 {
-	if (c->in_batch)
-		return 0;
-	if (store_begin(c->st, err) < 0)
-		return -1;
-	c->in_batch = 1;
-	c->batches++;
-	return 0;
-}
+	const struct store_crawl_state *cs = &j->snap.cs;
+	struct writer_walk wk = { cs->page_no, cs->next_token, cs->pages, cs->staged_ids,
+				  cs->total_reported, cs->rewalked, cs->read_first, cs->read_last };
 
-/* The page batch ends: the run row learns the counts with the pages (one statement a turn). */
-static int end_batch(struct crawl *c, struct cs_error *err)
-{
-	if (!c->in_batch)
-		return 0;
-	c->in_batch = 0;
-	if (progress(c, err) < 0) {
-		store_rollback(c->st);
-		return -1;
-	}
-	return store_commit(c->st, err);
+	return wk;
 }
 
 static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
@@ -474,6 +486,18 @@ static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
 	return 0;
 }
 
+/* Hands the page (sequence number seq of the walk) to the writer, with the walk as it stands
+ * now as the checkpoint of the same transaction. */
+static int stage(struct crawl *c, struct job *j, int64_t seq, const struct api_list_page *page,
+		 int checkpoint, struct cs_error *err)
+{
+	struct writer_walk wk = walk_of(j);
+	struct writer_counts k = counts_of(c);
+
+	return writer_page(c->w, job_slot(c, j), seq, (const char *const *)page->ids, page->lens,
+			   page->n, checkpoint, &wk, &k, err);
+}
+
 /* A page arrived: stage it and decide, by API.md's stop rules, whether paging goes on. */
 static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		    struct cs_error *err)
@@ -483,6 +507,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	struct paging_decision d;
 	struct paging_page pp;
 	struct log_ctx ctx;
+	int64_t seq;
 
 	job_ctx(j, &ctx);
 	ctx.run = c->opts->run_id;
@@ -500,9 +525,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 			page->skipped, API_MAX_CLIENT_ID, page->skipped_example);
 		j->skipped += (int64_t)page->skipped;
 	}
-	if (begin_batch(c, err) < 0 ||
-	    store_stage_page(c->st, &j->snap, page->ids, page->lens, page->n, err) < 0)
-		return -1;
+	seq = cs->pages;
 	/* when the data was read: a resumed walk keeps the time of its first page */
 	cs->read_last = util_now_epoch();
 	if (!cs->read_first)
@@ -522,7 +545,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 		j->res->total_reported = page->total;
 		j->res->clients = (int64_t)page->n;
 		j->state = J_DONE;
-		return 0;
+		return stage(c, j, seq, page, 0, err);
 	}
 	pp = (struct paging_page){ page->ids, page->lens, page->n, page->skipped, page->total,
 				   page->page_size, page->next_token, j->sent_token,
@@ -532,7 +555,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	switch (d.next) {
 	case PAGING_LOOP:
 		job_fail(c, j, "PagingLoop", page->request_id, 0, "%s", d.why);
-		return 0;
+		return 0; /* the walk is no inventory: nothing of it is kept */
 	case PAGING_MORE_BY_TOKEN:
 	case PAGING_MORE_BY_PAGENO:
 		cs->page_no++;
@@ -541,7 +564,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 			return -1;
 		j->state = J_READY;
 		j->not_before_ms = 0;
-		return store_checkpoint(c->st, &j->snap, err);
+		return stage(c, j, seq, page, 1, err);
 	case PAGING_END:
 		break;
 	}
@@ -551,7 +574,7 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	cs->page_no = 0;
 	j->action = A_FINALIZE;
 	j->state = J_DONE;
-	return store_checkpoint(c->st, &j->snap, err);
+	return stage(c, j, seq, page, 1, err);
 }
 
 /* What the service said, without anything of the credentials it may quote (scrub.h). */
@@ -684,6 +707,7 @@ static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 		  struct cs_error *err)
 {
 	struct store_crawl_state *cs = &j->snap.cs;
+	struct writer_walk wk;
 	struct log_ctx ctx;
 
 	job_ctx(j, &ctx);
@@ -696,21 +720,15 @@ static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 	cs->page_no = 1;
 	cs->pages = 0;
 	cs->staged_ids = 0;
-	cs->sorted = 1;
 	cs->read_first = cs->read_last = 0; /* the snapshot will be the second walk's */
-	buf_reset(&cs->last_id);
 	walk_reset(j);
 	j->action = A_NONE;
 	j->state = J_READY;
 	j->not_before_ms = 0;
-	if (set_next_token(j, NULL, err) < 0 || store_begin(c->st, err) < 0)
+	if (set_next_token(j, NULL, err) < 0)
 		return -1;
-	if (store_stage_clear(c->st, &j->snap, err) < 0 ||
-	    store_checkpoint(c->st, &j->snap, err) < 0) {
-		store_rollback(c->st);
-		return -1;
-	}
-	return store_commit(c->st, err);
+	wk = walk_of(j);
+	return writer_restart(c->w, job_slot(c, j), &wk, err);
 }
 
 static void log_finalized(struct crawl *c, struct job *j, const struct store_tally *t,
@@ -735,125 +753,147 @@ static void log_finalized(struct crawl *c, struct job *j, const struct store_tal
 	log_msg(LOG_DEBUG, &ctx, "finalized in %" PRId64 " ms", ms);
 }
 
-/*
- * Finalizes a walk that ended: merges, judges the tally, then commits, walks again (action
- * A_NONE, the job READY) or fails the group (action A_FAIL).  Returns -1 on a database
- * error, else 0.
- */
+/* A walk ended: the writer merges it and judges the tally (finalized() takes the verdict). */
 static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 {
 	const struct cfg_settings *cfg = &j->t->inst->s;
-	struct crawl_result *res = j->res;
-	int64_t total = j->snap.cs.total_reported, t0 = now_ms();
-	struct store_tally t;
-	enum paging_verdict v;
+	int64_t total = j->snap.cs.total_reported;
+	struct writer_counts k = counts_of(c);
 
-	if (store_finalize_begin(c->st, &j->snap, 0, &t, err) < 0)
+	if (writer_finalize(c->w, job_slot(c, j), total, j->skipped, config_tolerance(cfg, total),
+			    &k, err) < 0)
 		return -1;
-	v = paging_judge(total, t.distinct, t.duplicates, j->skipped, j->snap.cs.rewalked,
-			 config_tolerance(cfg, total));
-	switch (v) {
+	j->state = J_FINALIZING;
+	j->waiting++;
+	return 0;
+}
+
+/* The writer's verdict on a walk: recorded (consistent or not), walked again, or failed. */
+static int finalized(struct crawl *c, struct job *j, const struct writer_done *d,
+		     struct cs_error *err)
+{
+	const struct cfg_settings *cfg = &j->t->inst->s;
+	struct crawl_result *res = j->res;
+	int64_t total = j->snap.cs.total_reported;
+	const struct store_tally *t = &d->tally;
+
+	switch (d->verdict) {
 	case PAGING_REWALK:
-		store_finalize_abort(c->st);
-		return rewalk(c, j, &t, err);
+		return rewalk(c, j, t, err);
 	case PAGING_INCOMPLETE:
-		store_finalize_abort(c->st);
 		j->action = A_NONE;
 		j->state = J_READY; /* so that job_fail records it */
 		job_fail(c, j, "IncompleteWalk", NULL, 0,
 			 "collected %" PRId64 " distinct client IDs (%" PRId64 " skipped) but the "
 			 "service reports Total %" PRId64 ", short by %" PRId64 " (tolerance %" PRId64
 			 "), also on a second walk: this walk is no inventory, nothing was recorded",
-			 t.distinct, j->skipped, total, total - t.distinct - j->skipped,
+			 t->distinct, j->skipped, total, total - t->distinct - j->skipped,
 			 config_tolerance(cfg, total));
 		return 0;
 	case PAGING_INCONSISTENT:
-		if (t.removed) {
-			/* the walk proves no absence: merge again, keeping the absent */
-			store_finalize_abort(c->st);
-			if (store_finalize_begin(c->st, &j->snap, 1, &t, err) < 0)
-				return -1;
-		}
-		break;
 	case PAGING_CONSISTENT:
 		break;
 	}
-	j->consistent = v == PAGING_CONSISTENT;
+	j->state = J_DONE;
+	j->consistent = d->verdict == PAGING_CONSISTENT;
 	c->totals->groups_ok++;
-	if (progress(c, err) < 0 ||
-	    store_finalize_commit(c->st, &j->snap, j->consistent ? STORE_CONSISTENT : STORE_INCONSISTENT,
-				  &t, err) < 0) {
-		c->totals->groups_ok--;
-		store_finalize_abort(c->st);
-		return -1;
-	}
 	res->consistent = j->consistent;
-	res->clients = t.members;
-	res->added = t.added;
-	res->removed = t.removed;
+	res->clients = t->members;
+	res->added = t->added;
+	res->removed = t->removed;
 	res->complete = 1;
 	res->total_reported = total;
 	res->finished_ms = now_ms();
 	j->recorded = 1;
-	log_finalized(c, j, &t, res->finished_ms - t0);
+	log_finalized(c, j, t, d->ms);
 	paging_release(&j->walk);
-	/* readers may hold the WAL back; a copy after each group keeps it short */
-	return store_wal_checkpoint(c->st, 0, err) < 0 ? -1 : 0;
+	return 0;
 }
 
-/* Writes the snapshots of jobs that finished or failed this turn. */
+/* Hands the writer the finalizing and failing of jobs that finished or failed this turn. */
 static int settle(struct crawl *c, struct cs_error *err)
 {
 	size_t i;
 
-	if (end_batch(c, err) < 0)
-		return -1;
 	for (i = 0; i < c->njobs; i++) {
 		struct job *j = &c->jobs[i];
 		struct crawl_result *res = j->res;
+		struct writer_counts k;
 
-		if (j->action == A_NONE)
-			continue;
 		if (j->action == A_FINALIZE) {
+			j->action = A_NONE;
 			if (finalize(c, j, err) < 0)
 				return -1;
-			if (j->action == A_NONE)
-				continue; /* walked again */
-		}
-		if (j->action == A_FAIL) {
-			if (!j->began) {
-				struct store_resume keep = { 0, INT64_MAX, INT64_MAX };
-
-				if (store_snapshot_begin(c->st, c->opts->run_id, j->t->inst->id,
-							 j->t->group_id, &keep, &j->snap, err) < 0)
-					return -1;
-				j->began = 1;
-				res->snapshot_id = j->snap.snapshot_id;
-				/* a job that never ran keeps any checkpoint it had for the next run */
-				j->keep_checkpoint = 1;
-			}
-			/* the run row's counts and the snapshot change in one transaction, so a
-			 * killed run is repaired with exact counts */
-			c->totals->groups_failed++;
-			if (store_begin(c->st, err) < 0 || progress(c, err) < 0 ||
-			    store_snapshot_fail(c->st, &j->snap, res->code, res->message,
-						res->request_id, j->keep_checkpoint, err) < 0) {
-				c->totals->groups_failed--;
-				store_rollback(c->st);
+		} else if (j->action == A_FAIL) {
+			j->action = A_NONE;
+			k = counts_of(c);
+			/* a job that never began keeps any checkpoint it had for the next run */
+			if (writer_fail(c->w, job_slot(c, j), j->t->inst->id, j->t->group_id,
+					res->code, res->message, res->request_id,
+					j->keep_checkpoint || !j->began, &k, err) < 0)
 				return -1;
-			}
-			j->recorded = 1;
-			paging_release(&j->walk);
+			j->waiting++;
+		} else {
+			continue;
 		}
-		j->action = A_NONE;
 		observe(c, j);
 	}
 	return 0;
 }
 
+/* Takes what the writer reported back; returns how many, or -1. */
+static int take_done(struct crawl *c, struct cs_error *err)
+{
+	struct writer_done d;
+	int n = 0;
+
+	while (writer_next_done(c->w, &d)) {
+		struct job *j = &c->jobs[d.slot];
+
+		n++;
+		j->waiting--;
+		switch (d.kind) {
+		case WRITER_BEGUN:
+			job_begun(c, j, &d.snap);
+			break;
+		case WRITER_FINALIZED:
+			if (finalized(c, j, &d, err) < 0)
+				return -1;
+			break;
+		case WRITER_FAILED:
+			if (!j->began) {
+				j->began = 1;
+				j->res->snapshot_id = d.snap.snapshot_id;
+			}
+			c->totals->groups_failed++;
+			j->recorded = 1;
+			paging_release(&j->walk);
+			break;
+		}
+		observe(c, j);
+	}
+	return n;
+}
+
+/* The job is still to walk (and may be stopped). */
 static int job_active(const struct job *j)
 {
-	return j->state == J_PENDING || j->state == J_READY || j->state == J_INFLIGHT;
+	return j->state == J_PENDING || j->state == J_BEGINNING || j->state == J_READY ||
+	       j->state == J_INFLIGHT;
+}
+
+/* Something of the crawl is left: a job to walk, or an operation to hand over or hear of. */
+static int crawl_busy(const struct crawl *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->njobs; i++) {
+		const struct job *j = &c->jobs[i];
+
+		if (job_active(j) || j->waiting || j->action != A_NONE)
+			return 1;
+	}
+	return 0;
 }
 
 /* Starts what may start now; returns the ms until something else may. */
@@ -866,19 +906,21 @@ static int launch(struct crawl *c, int64_t now, int64_t *wait_ms, struct cs_erro
 		const struct cfg_instance *inst = j->t->inst;
 		int64_t w;
 
-		if (!job_active(j) || j->state == J_INFLIGHT)
+		if (j->state != J_PENDING && j->state != J_READY)
 			continue;
 		if (now >= j->deadline_ms) {
 			job_fail(c, j, "DeadlineExceeded", NULL, 1,
 				 "the run deadline (retry.deadline) passed before the crawl finished");
 			continue;
 		}
-		if (c->inst_inflight[j->inst_index] >= inst->s.concurrency)
+		if (c->inst_inflight[j->inst_index] + c->inst_starting[j->inst_index] >=
+		    inst->s.concurrency)
 			continue;
-		if (j->state == J_PENDING && job_begin(c, j, err) < 0)
-			return -1;
-		if (j->state != J_READY)
-			continue; /* resumed with only its finalizing left */
+		if (j->state == J_PENDING) {
+			if (job_begin(c, j, err) < 0)
+				return -1;
+			continue; /* READY once the writer has begun its snapshot */
+		}
 		if (j->not_before_ms > now) {
 			if (j->not_before_ms - now < *wait_ms)
 				*wait_ms = j->not_before_ms - now;
@@ -934,6 +976,31 @@ static void record_storage_failure(struct crawl *c, const struct cs_error *cause
 	}
 }
 
+/* The writer posted something: the poll must not sleep through it. */
+static void wake_poll(void *http)
+{
+	http_wakeup(http);
+}
+
+/*
+ * Stops every job still to walk with code, and waits until the writer has recorded all of
+ * it: finalizes already handed over complete (a re-walk they ask for is stopped in turn).
+ */
+static int quiesce(struct crawl *c, const char *code, const char *why, struct cs_error *err)
+{
+	int n;
+
+	do {
+		stop_all(c, code, 1, why);
+		if (settle(c, err) < 0)
+			return -1;
+		writer_drain(c->w);
+		if (writer_status(c->w, err) < 0 || (n = take_done(c, err)) < 0)
+			return -1;
+	} while (n > 0);
+	return 0;
+}
+
 int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 	      const struct crawl_target *targets, size_t n, const struct crawl_opts *opts,
 	      struct crawl_result *results, struct crawl_totals *totals, struct cs_error *err)
@@ -958,7 +1025,8 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 	c.eps = calloc(n ? n : 1, sizeof(*c.eps));
 	c.insts = calloc(n ? n : 1, sizeof(*c.insts));
 	c.inst_inflight = calloc(n ? n : 1, sizeof(*c.inst_inflight));
-	if (!c.jobs || !c.eps || !c.insts || !c.inst_inflight) {
+	c.inst_starting = calloc(n ? n : 1, sizeof(*c.inst_starting));
+	if (!c.jobs || !c.eps || !c.insts || !c.inst_inflight || !c.inst_starting) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -967,6 +1035,7 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 
 		j->t = &targets[i];
 		j->res = &results[i];
+		j->snap.cs.last_id = (struct cs_buf)CS_BUF_INIT;
 		for (k = 0; k < c.ninsts && c.insts[k] != targets[i].inst; k++)
 			;
 		if (k == c.ninsts)
@@ -976,10 +1045,12 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 		if (!(j->ep = endpoint_for(&c, targets[i].inst, err)))
 			goto out;
 	}
+	/* from here on the store is the writer's until writer_stop */
+	if (writer_start(&c.w, st, n, opts->run_id, wake_poll, http, err) < 0)
+		goto out;
 
 	for (;;) {
-		int64_t now = now_ms(), wait = 1000;
-		int active = 0;
+		int64_t wait = 1000;
 		struct http_request *r;
 
 		if (opts->stop && *opts->stop) {
@@ -988,20 +1059,12 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 		}
 		if (c.fatal)
 			break;
-		if (launch(&c, now, &wait, err) < 0)
+		/* what the writer reported, then what it is to do, before anything is sent */
+		if (writer_status(c.w, err) < 0 || take_done(&c, err) < 0 || settle(&c, err) < 0 ||
+		    launch(&c, now_ms(), &wait, err) < 0 || settle(&c, err) < 0)
 			goto out;
-		for (i = 0; i < n; i++)
-			active |= job_active(&c.jobs[i]);
-		if (!active && !http_in_flight(http)) {
-			if (settle(&c, err) < 0)
-				goto out;
-			/* a walk finalized just now may have to be walked again */
-			for (i = 0; i < n; i++)
-				active |= job_active(&c.jobs[i]);
-			if (!active)
-				break;
-			continue;
-		}
+		if (!crawl_busy(&c) && !http_in_flight(http))
+			break;
 		if (http_poll(http, (int)(wait < 0 ? 0 : wait), err) < 0)
 			goto out;
 		while ((r = http_next_done(http))) {
@@ -1011,8 +1074,6 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 			if (rc < 0)
 				goto out;
 		}
-		if (settle(&c, err) < 0)
-			goto out;
 	}
 
 	if (interrupted || c.fatal) {
@@ -1022,11 +1083,9 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 		for (i = 0; i < n; i++)
 			if (c.jobs[i].state == J_INFLIGHT)
 				c.inst_inflight[c.jobs[i].inst_index]--;
-		if (interrupted)
-			stop_all(&c, "Interrupted", 1, "stopped by a signal; the next run resumes here");
-		else
-			stop_all(&c, "NotAttempted", 1, c.fatal_msg);
-		if (settle(&c, err) < 0)
+		if (quiesce(&c, interrupted ? "Interrupted" : "NotAttempted",
+			    interrupted ? "stopped by a signal; the next run resumes here" : c.fatal_msg,
+			    err) < 0)
 			goto out;
 		if (interrupted)
 			cs_error_set(err, CS_ERR_INTERRUPTED, "interrupted");
@@ -1035,11 +1094,15 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 		goto out;
 	}
 	ret = 0;
-	log_msg(LOG_DEBUG, NULL, "%" PRId64 " pages staged in %" PRId64 " transactions",
-		totals->pages, c.batches);
 out:
-	if (c.in_batch)
-		store_rollback(st);
+	if (c.w) {
+		struct cs_error ignore = { 0 };
+
+		/* after a failure: what the writer did before it is taken, then the store is ours */
+		writer_drain(c.w);
+		take_done(&c, &ignore);
+		writer_stop(c.w);
+	}
 	if (ret < 0 && c.jobs && store_failure_code(st))
 		record_storage_failure(&c, err);
 	else if (c.jobs)
@@ -1062,5 +1125,6 @@ out:
 	free(c.eps);
 	free(c.insts);
 	free(c.inst_inflight);
+	free(c.inst_starting);
 	return ret;
 }

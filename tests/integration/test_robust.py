@@ -232,6 +232,66 @@ def test_kill9_while_finalizing():
         assert last["status"] == "complete" and last["consistent"] == 1 and last["client_count"] == n
 
 
+def test_kill9_during_overlapped_finalize():
+    """Pages keep arriving while a group finalizes (the writer thread owns SQLite): killed
+    -9 inside that window, the database is sound, no partial snapshot is complete, and the
+    next run ends with the exact inventory."""
+    d = harness.tmpdir()
+    n = cs.scale(100000, 5000)
+    groups = ["GID_sim_1", "GID_sim_2", "GID_sim_3"]
+    # two groups walk side by side; the third starts when one of them ends, so its pages
+    # are fetched while the first ones finalize
+    with Sim("--instances", "1", "--groups", "3", "--devices", str(n), "--latency", "2") as sim:
+        cfg, db = config(sim, d, groups, defaults={"concurrency": 2})
+        sizes = {g: n for g in groups}
+
+        def ended_walks():
+            try:
+                con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+                try:
+                    return con.execute("SELECT group_key FROM cs_checkpoint WHERE page_no = 0").fetchall()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                return []
+
+        caught = False
+        for attempt in range(6):
+            sim.reset_stats()
+            p = start_sync(cfg)
+            deadline = time.monotonic() + 120
+            ended = []
+            while p.poll() is None and not ended and time.monotonic() < deadline:
+                ended = ended_walks()
+                time.sleep(0.001)
+            before = sim.stats()["rpc_requests"]
+            # more requests served while that walk is still not finalized than the one
+            # other request that could have been in flight: fetching went on meanwhile
+            overlapped = False
+            while p.poll() is None and ended and time.monotonic() < deadline:
+                if sim.stats()["rpc_requests"] >= before + 3:
+                    overlapped = set(ended) <= set(ended_walks())
+                    break
+                time.sleep(0.001)
+            p.kill()
+            p.wait()
+            integrity_ok(db)
+            no_partial_complete(db, sizes)
+            if overlapped:
+                caught = True
+                break
+            cs.expect(cs.run(["-c", cfg, "sync"]), 0)
+        assert caught, "never killed while pages arrived during a finalize"
+        sim.reset_stats()
+        cs.expect(cs.run(["-c", cfg, "sync"]), 0, "run after the kill")
+        integrity_ok(db)
+        no_partial_complete(db, sizes)
+        cs.assert_inventory(db, sim, [("mqtt-sim-1", g) for g in groups])
+        last = {s["group_id"]: s for s in cs.snapshots(db)}
+        assert all(s["status"] == "complete" and s["consistent"] == 1 and s["client_count"] == n
+                   for s in last.values()), last
+
+
 def test_fault_soak():
     """20 syncs with 20% mixed faults and data changing between them: each ends with the
     exact inventory, and every complete snapshot holds exactly the data of its run."""
@@ -321,5 +381,6 @@ def test_retry_budget_and_deadline_fail_cleanly():
 if __name__ == "__main__":
     cs.main([test_lock_second_run_exits_75_then_wait_works, test_killed_holder_leaves_no_stale_lock,
              test_sigterm_checkpoints_and_next_run_resumes, test_sigint_checkpoints_and_next_run_resumes,
-             test_kill9_at_random_moments, test_kill9_while_finalizing, test_fault_soak, test_churn_during_crawl,
+             test_kill9_at_random_moments, test_kill9_while_finalizing,
+             test_kill9_during_overlapped_finalize, test_fault_soak, test_churn_during_crawl,
              test_retry_budget_and_deadline_fail_cleanly])
