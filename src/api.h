@@ -83,9 +83,11 @@ int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
 enum api_result api_parse_list(long http_status, const char *body, size_t len,
 			       struct api_list_page *page, struct api_error *aerr, char *detail,
 			       size_t detail_len);
+/* Frees what page holds (its arena with the tree, ids, lens) and zeroes it; NULL is fine. */
 void api_page_release(struct api_list_page *page);
 
-/* Parses a ListGroupId response into a malloc'd array of malloc'd group ids. */
+/* Parses a ListGroupId response into a malloc'd array of malloc'd group ids; the results
+ * and detail are as for api_parse_list. */
 enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 				 char ***groups, size_t *ngroups, struct api_error *aerr,
 				 char *detail, size_t detail_len);

@@ -272,7 +272,6 @@ out:
 	return ret;
 }
 
-/* Frees cfg and every string it owns; NULL is fine. */
 static void cfg_credentials_release(struct cfg_credentials *c)
 {
 	free(c->profile);
@@ -283,6 +282,7 @@ static void cfg_credentials_release(struct cfg_credentials *c)
 	free(c->policy);
 }
 
+/* Frees cfg and every string it owns; NULL is fine. */
 void config_free(struct config *cfg)
 {
 	size_t i, j;
