@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,58 +15,131 @@
 
 /*
  * cJSON allocates each node and each string of a response separately: thousands of
- * malloc/free pairs per page, a fifth of a sync's CPU.  A page is parsed, staged and
- * released before the next is parsed, so its allocations come from one arena, reset when no
- * parsed page is alive.  Anything outside the arena (another cJSON user, a response too big
- * for it) goes to malloc and free as usual, which the free hook tells apart by address.
+ * malloc/free pairs per page, a fifth of a sync's CPU.  So each parse allocates from an arena
+ * of its own, which holds the whole tree and is freed whole with it (api_page_release for a
+ * page, before returning for groups and instances): pages parsed at once never share one.
+ *
+ * cJSON's allocator is process-wide (cJSON_InitHooks takes no context), so the hooks are
+ * installed once, on the first parse, and send an allocation to an arena only while a parse
+ * on this thread has made its arena current; every other use of cJSON in the process
+ * (creds.c, creds_fetch.c) gets plain malloc and free.  A tree from an arena is therefore
+ * never given to cJSON_Delete.  When the arena cannot grow, cJSON fails as it would without
+ * memory, and the arena's oom flag tells that apart from a body that is not JSON.
  */
-#define ARENA_SIZE (1u << 20)
+#define ARENA_FIRST_MIN 4096
+#define ARENA_FIRST_MAX (1u << 20)
 
-static struct {
-	char *base;    /* ARENA_SIZE bytes, allocated once */
-	size_t used;
-	int open;      /* allocations go to the arena only while a response is parsed */
-	int live;      /* pages parsed from the arena and not yet released */
-	int hooked;
-} arena;
+struct json_chunk {
+	struct json_chunk *next;  /* the previous, smaller chunk */
+	size_t size, used;
+	max_align_t data[];       /* size bytes */
+};
 
-static void *arena_malloc(size_t n)
+struct json_arena {
+	struct json_chunk *chunks; /* owned, newest first */
+	size_t total;             /* bytes in chunks, against parse_limit */
+	size_t first;             /* the first chunk's size, from the body's length */
+	int oom;                  /* an allocation failed: the parse ran out of memory */
+};
+
+static _Thread_local struct json_arena *current_arena;
+static size_t parse_limit = SIZE_MAX;
+static int hooks_installed;
+
+static void *arena_alloc(struct json_arena *a, size_t n)
 {
 	size_t need = (n + 15) & ~(size_t)15;
+	struct json_chunk *c = a->chunks;
+	void *p;
 
-	if (arena.open && arena.base && need >= n && need <= ARENA_SIZE - arena.used) {
-		void *p = arena.base + arena.used;
-
-		arena.used += need;
-		return p;
+	if (need < n) {
+		a->oom = 1;
+		return NULL;
 	}
-	return malloc(n);
+	if (!c || c->size - c->used < need) {
+		size_t size = c ? c->size * 2 : a->first;
+
+		if (size < need)
+			size = need;
+		if (size > parse_limit - a->total || size > SIZE_MAX - sizeof(*c) ||
+		    !(c = malloc(sizeof(*c) + size))) {
+			a->oom = 1;
+			return NULL;
+		}
+		c->size = size;
+		c->used = 0;
+		c->next = a->chunks;
+		a->chunks = c;
+		a->total += size;
+	}
+	p = (char *)c->data + c->used;
+	c->used += need;
+	return p;
 }
 
-static void arena_free(void *p)
+static void *hook_malloc(size_t n)
 {
-	if (arena.base && (char *)p >= arena.base && (char *)p < arena.base + ARENA_SIZE)
-		return; /* reclaimed all at once */
-	free(p);
+	return current_arena ? arena_alloc(current_arena, n) : malloc(n);
 }
 
-static cJSON *parse_json(const char *body, size_t len)
+static void hook_free(void *p)
 {
+	/* during a parse everything cJSON frees came from the arena, which is freed whole */
+	if (!current_arena)
+		free(p);
+}
+
+static void json_arena_free(struct json_arena *a)
+{
+	struct json_chunk *c, *next;
+
+	if (!a)
+		return;
+	for (c = a->chunks; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(a);
+}
+
+void api_set_parse_limit(size_t bytes)
+{
+	parse_limit = bytes;
+}
+
+/* Parses body into *root, allocated from *arena (the caller's, json_arena_free).  Returns 0,
+ * -1 when the body is not JSON, or -2 when memory ran out; on failure both are NULL. */
+static int parse_json(const char *body, size_t len, cJSON **root, struct json_arena **arena)
+{
+	struct json_arena *a;
 	cJSON *r;
+	int oom;
 
-	if (!arena.hooked) {
-		cJSON_Hooks h = { arena_malloc, arena_free };
+	*root = NULL;
+	*arena = NULL;
+	if (!hooks_installed) {
+		cJSON_Hooks h = { hook_malloc, hook_free };
 
-		arena.base = malloc(ARENA_SIZE);
 		cJSON_InitHooks(&h);
-		arena.hooked = 1;
+		hooks_installed = 1;
 	}
-	if (!arena.live)
-		arena.used = 0;
-	arena.open = 1;
+	if (!(a = calloc(1, sizeof(*a))))
+		return -2;
+	/* a page's tree takes about four times its text: usually one chunk */
+	a->first = len < ARENA_FIRST_MAX / 4 ? len * 4 : ARENA_FIRST_MAX;
+	if (a->first < ARENA_FIRST_MIN)
+		a->first = ARENA_FIRST_MIN;
+	current_arena = a;
 	r = cJSON_ParseWithLength(body, len);
-	arena.open = 0;
-	return r;
+	current_arena = NULL;
+	oom = a->oom;
+	if (!r || oom) {
+		json_arena_free(a);
+		return oom ? -2 : -1;
+	}
+	*root = r;
+	*arena = a;
+	return 0;
 }
 
 int api_build_request(struct cs_buf *url, struct curl_slist **headers, const char *base_url,
@@ -279,18 +354,23 @@ static void copy_field(char *dst, size_t dstlen, const cJSON *o, const char *key
 }
 
 /*
- * Common first step: JSON or not, error body or not.  Returns API_OK with *root when the
- * body is a JSON object holding `payload`, else the classification.  A Code alone is not an
- * error (sibling actions send Code "200" on success): status and payload decide.
+ * Common first step: JSON or not, error body or not.  Returns API_OK with *root, allocated
+ * from *arena (the caller's: json_arena_free), when the body is a JSON object holding
+ * `payload`, else the classification.  A Code alone is not an error (sibling actions send
+ * Code "200" on success): status and payload decide.
  */
 static enum api_result parse_envelope(long status, const char *body, size_t len,
 				      const char *payload, int payload_is_list, cJSON **root,
-				      struct api_error *aerr, char *detail, size_t detail_len)
+				      struct json_arena **arena, struct api_error *aerr,
+				      char *detail, size_t detail_len)
 {
+	struct json_arena *a;
 	cJSON *r;
 	const cJSON *code, *pl;
+	int rc;
 
 	*root = NULL;
+	*arena = NULL;
 	memset(aerr, 0, sizeof(*aerr));
 	aerr->http_status = status;
 	if (!len) {
@@ -307,8 +387,12 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 		describe_body(detail, detail_len, status, "JSON nested too deep", body, len);
 		return API_MALFORMED;
 	}
-	r = parse_json(body, len);
-	if (!r) {
+	rc = parse_json(body, len, &r, &a);
+	if (rc == -2) {
+		snprintf(detail, detail_len, "out of memory");
+		return API_NOMEM;
+	}
+	if (rc < 0) {
 		size_t i = 0;
 
 		while (i < len && isspace((unsigned char)body[i]))
@@ -321,13 +405,14 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 	}
 	if (!cJSON_IsObject(r)) {
 		describe_body(detail, detail_len, status, "JSON that is not an object", body, len);
-		cJSON_Delete(r);
+		json_arena_free(a);
 		return API_MALFORMED;
 	}
 	code = cJSON_GetObjectItemCaseSensitive(r, "Code");
 	pl = cJSON_GetObjectItemCaseSensitive(r, payload);
 	if (status == 200 && (payload_is_list ? cJSON_IsArray(pl) : cJSON_IsObject(pl))) {
 		*root = r;
+		*arena = a;
 		return API_OK;
 	}
 	/* "200" is the success Code of sibling actions (ListInstances): a body with it but
@@ -336,13 +421,13 @@ static enum api_result parse_envelope(long status, const char *body, size_t len,
 		copy_field(aerr->code, sizeof(aerr->code), r, "Code");
 		copy_field(aerr->message, sizeof(aerr->message), r, "Message");
 		copy_field(aerr->request_id, sizeof(aerr->request_id), r, "RequestId");
-		cJSON_Delete(r);
+		json_arena_free(a);
 		return API_SERVICE_ERROR;
 	}
 	describe_body(detail, detail_len, status,
 		      status == 200 ? "JSON without the expected payload" : "an error without a Code",
 		      body, len);
-	cJSON_Delete(r);
+	json_arena_free(a);
 	return API_MALFORMED;
 }
 
@@ -359,10 +444,9 @@ enum api_result api_parse_list(long http_status, const char *body, size_t len,
 	page->total = page->page_no = page->page_size = -1;
 	page->request_id = "";
 	res = parse_envelope(http_status, body, len, "DeviceCredentialClientIdList", 0,
-			     &page->root, aerr, detail, detail_len);
+			     &page->root, &page->arena, aerr, detail, detail_len);
 	if (res != API_OK)
 		return res;
-	arena.live++;
 	rid = cJSON_GetObjectItemCaseSensitive(page->root, "RequestId");
 	if (cJSON_IsString(rid))
 		page->request_id = rid->valuestring;
@@ -395,8 +479,9 @@ enum api_result api_parse_list(long http_status, const char *body, size_t len,
 		page->ids = malloc(n * sizeof(*page->ids));
 		page->lens = malloc(n * sizeof(*page->lens));
 		if (!page->ids || !page->lens) {
+			api_page_release(page);
 			snprintf(detail, detail_len, "out of memory");
-			goto malformed;
+			return API_NOMEM;
 		}
 	}
 	if (n && has_nul_escape(body, len)) {
@@ -438,9 +523,7 @@ void api_page_release(struct api_list_page *page)
 {
 	if (!page)
 		return;
-	if (page->root && arena.live > 0)
-		arena.live--;
-	cJSON_Delete(page->root);
+	json_arena_free(page->arena);
 	free(page->ids);
 	free(page->lens);
 	memset(page, 0, sizeof(*page));
@@ -450,6 +533,7 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 				 char ***groups, size_t *ngroups, struct api_error *aerr,
 				 char *detail, size_t detail_len)
 {
+	struct json_arena *arena = NULL;
 	cJSON *root = NULL;
 	const cJSON *item;
 	enum api_result res;
@@ -458,7 +542,8 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 
 	*groups = NULL;
 	*ngroups = 0;
-	res = parse_envelope(http_status, body, len, "Data", 1, &root, aerr, detail, detail_len);
+	res = parse_envelope(http_status, body, len, "Data", 1, &root, &arena, aerr, detail,
+			     detail_len);
 	if (res != API_OK)
 		return res;
 	n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "Data"));
@@ -468,7 +553,7 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 	if (n && has_nul_escape(body, len)) {
 		describe_body(detail, detail_len, http_status,
 			      "a group id contains a NUL character (\\u0000)", body, len);
-		cJSON_Delete(root);
+		json_arena_free(arena);
 		return API_BAD_DATA;
 	}
 	out = calloc(n ? n : 1, sizeof(*out));
@@ -487,14 +572,14 @@ enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 			while (i > 0)
 				free(out[--i]);
 			free(out);
-			cJSON_Delete(root);
+			json_arena_free(arena);
 			return API_BAD_DATA;
 		}
 		if (!(out[i] = strdup(gid->valuestring)))
 			goto oom;
 		i++;
 	}
-	cJSON_Delete(root);
+	json_arena_free(arena);
 	*groups = out;
 	*ngroups = i;
 	return API_OK;
@@ -502,9 +587,9 @@ oom:
 	while (i > 0)
 		free(out[--i]);
 	free(out);
-	cJSON_Delete(root);
+	json_arena_free(arena);
 	snprintf(detail, detail_len, "out of memory");
-	return API_MALFORMED;
+	return API_NOMEM;
 }
 
 void api_instances_free(struct api_instance *v, size_t n)
@@ -543,6 +628,7 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 				    struct api_instance **out, size_t *n, struct api_error *aerr,
 				    char *detail, size_t detail_len)
 {
+	struct json_arena *arena = NULL;
 	cJSON *root = NULL;
 	const cJSON *item, *list;
 	enum api_result res;
@@ -551,7 +637,7 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 
 	*out = NULL;
 	*n = 0;
-	res = parse_envelope(http_status, body, len, "Instances", 1, &root, aerr, detail,
+	res = parse_envelope(http_status, body, len, "Instances", 1, &root, &arena, aerr, detail,
 			     detail_len);
 	if (res != API_OK)
 		return res;
@@ -562,7 +648,7 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 	if (cap && has_nul_escape(body, len)) {
 		describe_body(detail, detail_len, http_status,
 			      "an instance field contains a NUL character (\\u0000)", body, len);
-		cJSON_Delete(root);
+		json_arena_free(arena);
 		return API_BAD_DATA;
 	}
 	v = calloc(cap ? cap : 1, sizeof(*v));
@@ -578,7 +664,7 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 			describe_body(detail, detail_len, http_status,
 				      "an instance without a usable InstanceId", body, len);
 			api_instances_free(v, i);
-			cJSON_Delete(root);
+			json_arena_free(arena);
 			return API_BAD_DATA;
 		}
 		v[i].id = strdup(id->valuestring);
@@ -591,13 +677,13 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 		    !v[i - 1].type)
 			goto oom;
 	}
-	cJSON_Delete(root);
+	json_arena_free(arena);
 	*out = v;
 	*n = i;
 	return API_OK;
 oom:
 	api_instances_free(v, i);
-	cJSON_Delete(root);
+	json_arena_free(arena);
 	snprintf(detail, detail_len, "out of memory");
-	return API_MALFORMED;
+	return API_NOMEM;
 }

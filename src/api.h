@@ -5,6 +5,8 @@
  * body) with a fresh nonce and timestamp per attempt.  Responses are parsed with cJSON and
  * sorted into: a page, a service error (Code, Message, RequestId), or a malformed body whose
  * first bytes are quoted.  Whether an error is retried is retry.h's business, not ours.
+ * Each parse allocates its JSON tree from an arena of its own (see api.c): cJSON's
+ * allocator hooks are installed once, process-wide, and send other cJSON users to malloc.
  */
 #ifndef CREDSYNC_API_H
 #define CREDSYNC_API_H
@@ -29,7 +31,10 @@ enum api_result {
 	API_SERVICE_ERROR,  /* an error body with a Code */
 	API_MALFORMED,      /* not JSON, truncated, wrong shape: may be a passing fault */
 	API_BAD_DATA,       /* well-formed but unusable data (a NUL in an ID): retrying won't help */
+	API_NOMEM,          /* memory ran out while parsing: CS_ERR_NOMEM, not the service's fault */
 };
+
+struct json_arena;
 
 struct api_error {
 	long http_status;
@@ -39,7 +44,8 @@ struct api_error {
 };
 
 struct api_list_page {
-	cJSON *root;              /* owned; ids point into it */
+	cJSON *root;              /* in arena; ids point into it */
+	struct json_arena *arena; /* owned: the whole tree, freed by api_page_release */
 	const char **ids;         /* owned array of the usable client IDs */
 	size_t *lens;
 	size_t n;
@@ -72,13 +78,16 @@ int api_build_request_version(struct cs_buf *url, struct curl_slist **headers,
 
 /* Parses a ListDeviceCredentialClientId response.  On API_OK fills page (release it);
  * on API_SERVICE_ERROR fills aerr; on API_MALFORMED / API_BAD_DATA writes a description
- * quoting the body's first bytes into detail. */
+ * quoting the body's first bytes into detail; on API_NOMEM writes "out of memory".  page
+ * holds nothing to release unless the result is API_OK (releasing it anyway is fine). */
 enum api_result api_parse_list(long http_status, const char *body, size_t len,
 			       struct api_list_page *page, struct api_error *aerr, char *detail,
 			       size_t detail_len);
+/* Frees what page holds (its arena with the tree, ids, lens) and zeroes it; NULL is fine. */
 void api_page_release(struct api_list_page *page);
 
-/* Parses a ListGroupId response into a malloc'd array of malloc'd group ids. */
+/* Parses a ListGroupId response into a malloc'd array of malloc'd group ids; the results
+ * and detail are as for api_parse_list. */
 enum api_result api_parse_groups(long http_status, const char *body, size_t len,
 				 char ***groups, size_t *ngroups, struct api_error *aerr,
 				 char *detail, size_t detail_len);
@@ -100,6 +109,10 @@ enum api_result api_parse_instances(long http_status, const char *body, size_t l
 				    struct api_instance **out, size_t *n, struct api_error *aerr,
 				    char *detail, size_t detail_len);
 void api_instances_free(struct api_instance *v, size_t n);
+
+/* A test seam: caps the bytes one parse's arena may take, so that a parse runs out of
+ * memory on purpose (API_NOMEM).  SIZE_MAX, the default, is no cap. */
+void api_set_parse_limit(size_t bytes);
 
 /* Parses a JSON count: a string of digits or an integral number not above 2^53.
  * Returns 0 and the value, -1 when absent (NULL), -2 when present but not a count. */

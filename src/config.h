@@ -1,5 +1,6 @@
 /*
  * config.h - the YAML configuration of PRODUCT.md, loaded and validated in one pass.
+ * (yamltree.c reads the YAML; config.c, config_value.c and config_instance.c check it.)
  *
  * config_load_* either returns a fully validated struct config (every instance's settings
  * resolved: defaults overlaid with the instance's own keys) or fails with a CS_ERR_CONFIG
@@ -104,6 +105,7 @@ int config_load_file(struct config **out, const char *path, struct cs_error *err
 int config_load_string(struct config **out, const char *name, const char *text, size_t len,
 		       struct cs_error *err);
 
+/* Frees cfg and every string it owns; NULL is fine. */
 void config_free(struct config *cfg);
 
 /* Sets the built-in defaults (used for `defaults` before the file's keys apply). */

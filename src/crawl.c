@@ -639,6 +639,9 @@ static int job_response(struct crawl *c, struct job *j, struct http_request *r,
 	case API_BAD_DATA:
 		job_fail(c, j, "BadData", NULL, 0, "%s", detail);
 		return 0;
+	case API_NOMEM:
+		/* ours, not the service's: retrying the page would not help */
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	case API_SERVICE_ERROR:
 		break;
 	}

@@ -86,7 +86,7 @@ static void abort_listings(struct http_client *http)
 }
 
 /* A finished attempt: 1 when the job is done (parsed, or failed for good), 0 when it is to
- * be retried (not_before set), -1 for rejected credentials (err set). */
+ * be retried (not_before set), -1 for rejected credentials or no memory (err set). */
 static int listing_finished(struct listing_job *j, struct http_request *r, struct rate_limiter *rl,
 			    struct retry_rng *rng, const struct creds *creds, struct cs_error *err)
 {
@@ -112,6 +112,8 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
 			rate_on_success(rl, util_mono_ms());
 			return 1;
 		}
+		if (res == API_NOMEM)
+			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		{
 			/* a service message or a quoted body must not carry our secret onwards */
 			const char *secrets[] = { creds->access_key_secret, creds->security_token };

@@ -8,12 +8,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "endpoint.h"
 
 struct http_endpoint {
 	char *url;        /* scheme://host[:port], no trailing slash */
 	char *host;       /* host[:port] for the Host header */
-	int loopback;
+	const char *protocols;       /* endpoint_policy_check's curl_protocols: the scheme only */
 	struct curl_slist *resolve;  /* a *.localhost host pinned to 127.0.0.1, else NULL */
 	struct http_endpoint_opts opts;
 	char *ca_file;
@@ -109,64 +109,31 @@ int http_endpoint_open(struct http_client *c, const char *base_url,
 		       const struct http_endpoint_opts *opts, struct http_endpoint **out,
 		       struct cs_error *err)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	struct endpoint_info info;
 	struct http_endpoint *ep = NULL;
 	const char *ca = opts->ca_file ? opts->ca_file : getenv("CURL_CA_BUNDLE");
-	size_t hostlen;
 	int ret = -1;
 
 	*out = NULL;
-	if (!u)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	if (curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		cs_error_set(err, CS_ERR_CONFIG, "endpoint '%s' is not a URL", base_url);
-		goto out;
-	}
-	curl_url_get(u, CURLUPART_PORT, &port, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	if (path && strcmp(path, "/") && *path) {
-		cs_error_set(err, CS_ERR_CONFIG, "endpoint '%s' must not have a path", base_url);
-		goto out;
-	}
-	if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http")) {
-		cs_error_set(err, CS_ERR_CONFIG, "endpoint '%s': only https is supported", base_url);
-		goto out;
-	}
+	/* the config checked the same rule already; a URL from elsewhere (init's regions) is
+	 * held to it here */
+	if (endpoint_policy_check(base_url, &info, err) < 0)
+		return -1;
 	ep = calloc(1, sizeof(*ep));
-	if (!ep) {
+	if (!ep || !(ep->url = strdup(info.url)) || !(ep->host = strdup(info.authority)) ||
+	    (ca && !(ep->ca_file = strdup(ca)))) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	ep->loopback = util_host_is_loopback(host);
-	if (!strcasecmp(scheme, "http") && !ep->loopback) {
-		cs_error_set(err, CS_ERR_CONFIG,
-			     "endpoint '%s': plain http is allowed only to loopback hosts; use https",
-			     base_url);
-		goto out;
-	}
-	hostlen = strlen(host) + (port ? strlen(port) + 1 : 0) + 1;
-	ep->host = malloc(hostlen);
-	ep->url = malloc(strlen(scheme) + 3 + hostlen);
-	if (!ep->host || !ep->url || (ca && !(ep->ca_file = strdup(ca)))) {
-		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if (port)
-		snprintf(ep->host, hostlen, "%s:%s", host, port);
-	else
-		snprintf(ep->host, hostlen, "%s", host);
-	sprintf(ep->url, "%s://%s", scheme, ep->host);
-	if (ep->loopback && strcasecmp(host, "localhost") && host[0] != '[' &&
-	    !strchr("0123456789", host[0])) {
+	ep->protocols = info.curl_protocols;
+	if (info.loopback && info.host_kind == ENDPOINT_HOST_NAME &&
+	    strcasecmp(info.host, "localhost")) {
 		/* a name under .localhost: resolved here, never by a resolver that might not
 		 * know RFC 6761 */
-		char pin[320];
+		char pin[ENDPOINT_HOST_MAX + 32];
 
-		snprintf(pin, sizeof(pin), "%s:%s:127.0.0.1", host,
-			 port ? port : (strcasecmp(scheme, "https") ? "80" : "443"));
+		snprintf(pin, sizeof(pin), "%s:%d:127.0.0.1", info.host,
+			 info.port ? info.port : info.tls ? 443 : 80);
 		if (!(ep->resolve = curl_slist_append(NULL, pin))) {
 			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 			goto out;
@@ -189,11 +156,6 @@ out:
 		free(ep->ca_file);
 		free(ep);
 	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_free(path);
-	curl_url_cleanup(u);
 	return ret;
 }
 
@@ -255,12 +217,15 @@ static CURL *easy_get(struct http_endpoint *ep)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)ep->opts.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ep->opts.request_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, ep->loopback ? "http,https" : "https");
+	/* only the endpoint's own scheme, for a redirect too should one ever be followed */
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, ep->protocols);
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, ep->protocols);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "credsync/" CREDSYNC_VERSION);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	/* verification stays on (the defaults); only the bundle may change */
+	/* verification stays on (the defaults) for every host, loopback too: endpoint.h has no
+	 * way to turn it off, and only the bundle may change */
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (ep->ca_file)

@@ -1,4 +1,6 @@
-/* Response parsing: good pages, error bodies, HTML, truncated and wrongly typed bodies. */
+/* Response parsing: good pages, error bodies, HTML, truncated and wrongly typed bodies, and
+ * running out of memory while parsing. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "api.h"
@@ -299,6 +301,100 @@ static void test_build_v3(void)
 	buf_release(&url);
 }
 
+/* Each parse owns its arena: two pages alive at once, released in either order, both stay
+ * intact; and cJSON used elsewhere in the process still gets malloc and free. */
+static void test_arena_per_parse(void)
+{
+	struct api_list_page a, b;
+	struct api_error e;
+	char d[512];
+	cJSON *other;
+
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"a-1\"]}}",
+			&a, &e, d), API_OK);
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"b-1\"]}}",
+			&b, &e, d), API_OK);
+	CHECK(a.arena != NULL && b.arena != NULL && a.arena != b.arena);
+	api_page_release(&a);
+	CHECK_INT(b.n, 1);
+	CHECK_STR(b.ids[0], "b-1");
+	other = cJSON_Parse("{\"k\":[1,2,3]}");
+	CHECK(other != NULL);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(other, "k")), 3);
+	cJSON_Delete(other);
+	CHECK_STR(b.ids[0], "b-1");
+	api_page_release(&b);
+}
+
+/* Memory that runs out in the middle of a parse is out of memory (API_NOMEM), never a
+ * malformed body that would be retried as if the service were at fault. */
+static void test_parse_out_of_memory(void)
+{
+	struct api_list_page p;
+	struct api_instance *inst = NULL;
+	struct api_error e;
+	struct cs_buf body = CS_BUF_INIT;
+	char d[512], **groups = NULL;
+	size_t n = 99, i;
+	cJSON *other;
+	const char *page = "{\"RequestId\":\"R\",\"DeviceCredentialClientIdList\":"
+			   "{\"ClientIdList\":[\"GID_a@@@1\"],\"Total\":\"1\"}}";
+	const char *groups_body = "{\"Data\":[{\"GroupId\":\"GID_a\"}]}";
+	const char *inst_body = "{\"Instances\":[{\"InstanceId\":\"i\"}]}";
+
+	/* no arena at all: the first allocation fails */
+	api_set_parse_limit(64);
+	CHECK_INT(parse(200, page, &p, &e, d), API_NOMEM);
+	CHECK_STR(d, "out of memory");
+	CHECK(p.root == NULL && p.arena == NULL && p.ids == NULL);
+	api_page_release(&p);
+	CHECK_INT(api_parse_groups(200, groups_body, strlen(groups_body), &groups, &n, &e, d,
+				   sizeof(d)), API_NOMEM);
+	CHECK(groups == NULL && n == 0);
+	CHECK_INT(api_parse_instances(200, inst_body, strlen(inst_body), &inst, &n, &e, d,
+				      sizeof(d)), API_NOMEM);
+	CHECK(inst == NULL && n == 0);
+	/* an error body too: the service's Code cannot be read without memory */
+	CHECK_INT(parse(503, "{\"Code\":\"ServiceUnavailable\"}", &p, &e, d), API_NOMEM);
+	/* cJSON outside a parse is not limited: the cap is the parse's, not the process's */
+	other = cJSON_Parse("[1,2,3]");
+	CHECK(other != NULL);
+	cJSON_Delete(other);
+
+	/* the first chunk fits, growing it does not: cJSON fails half-way through the tree */
+	buf_puts(&body, "{\"DeviceCredentialClientIdList\":{\"ClientIdList\":[\"x\"");
+	for (i = 0; i < 2000; i++)
+		buf_puts(&body, ",\"x\"");
+	buf_puts(&body, "]}}");
+	api_set_parse_limit(body.len * 4);
+	CHECK_INT(api_parse_list(200, buf_str(&body), body.len, &p, &e, d, sizeof(d)), API_NOMEM);
+	CHECK_STR(d, "out of memory");
+	CHECK(p.root == NULL && p.arena == NULL);
+	api_page_release(&p);
+
+	/* with the cap lifted the same bodies parse */
+	api_set_parse_limit(SIZE_MAX);
+	CHECK_INT(api_parse_list(200, buf_str(&body), body.len, &p, &e, d, sizeof(d)), API_OK);
+	CHECK_INT(p.n, 2001);
+	api_page_release(&p);
+	CHECK_INT(parse(200, page, &p, &e, d), API_OK);
+	CHECK_STR(p.ids[0], "GID_a@@@1");
+	api_page_release(&p);
+	CHECK_INT(api_parse_groups(200, groups_body, strlen(groups_body), &groups, &n, &e, d,
+				   sizeof(d)), API_OK);
+	CHECK(n == 1 && groups && !strcmp(groups[0], "GID_a"));
+	for (i = 0; i < n; i++)
+		free(groups[i]);
+	free(groups);
+	CHECK_INT(api_parse_instances(200, inst_body, strlen(inst_body), &inst, &n, &e, d,
+				      sizeof(d)), API_OK);
+	CHECK(n == 1 && inst && !strcmp(inst[0].id, "i"));
+	api_instances_free(inst, n);
+	/* and a body that is not JSON is malformed again, not out of memory */
+	CHECK_INT(parse(200, "{\"DeviceCredentialClientIdList\":", &p, &e, d), API_MALFORMED);
+	buf_release(&body);
+}
+
 int main(void)
 {
 	test_good_page();
@@ -309,6 +405,8 @@ int main(void)
 	test_hostile_ids_exact();
 	test_groups();
 	test_instances();
+	test_arena_per_parse();
+	test_parse_out_of_memory();
 	test_build_v1();
 	test_build_v3();
 	TEST_DONE();

@@ -1,7 +1,8 @@
 /*
  * The YAML configuration: a full valid file read back field by field, the defaults overlay,
  * a table of broken files each with the exact position and the gist of its message, the
- * size, depth and alias limits, loading from disk and the search order of config_find.
+ * endpoint policy of endpoint.c on its own, the size, depth and alias limits, loading from
+ * disk and the search order of config_find.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "endpoint.h"
 #include "test.h"
 
 /* one valid instance, for files whose error is elsewhere (4 lines) */
@@ -655,6 +657,137 @@ static void test_endpoints_accepted(void)
 	}
 }
 
+/* endpoint_policy_check alone: the one rule that config.c and http.c both apply. */
+static void test_endpoint_policy(void)
+{
+	static const struct {
+		const char *url;
+		const char *want_url, *want_authority, *want_host, *want_protocols;
+		int port, tls, loopback;
+		enum endpoint_host_kind kind;
+	} ok[] = {
+		{ "http://127.0.0.1:18080", "http://127.0.0.1:18080", "127.0.0.1:18080",
+		  "127.0.0.1", "http", 18080, 0, 1, ENDPOINT_HOST_IPV4 },
+		{ "http://127.9.8.7/", "http://127.9.8.7", "127.9.8.7", "127.9.8.7", "http", 0, 0,
+		  1, ENDPOINT_HOST_IPV4 },
+		{ "http://[::1]:8443", "http://[::1]:8443", "[::1]:8443", "[::1]", "http", 8443, 0,
+		  1, ENDPOINT_HOST_IPV6 },
+		{ "HTTP://localhost", "http://localhost", "localhost", "localhost", "http", 0, 0, 1,
+		  ENDPOINT_HOST_NAME },
+		{ "http://cn-hangzhou.localhost:9000", "http://cn-hangzhou.localhost:9000",
+		  "cn-hangzhou.localhost:9000", "cn-hangzhou.localhost", "http", 9000, 0, 1,
+		  ENDPOINT_HOST_NAME },
+		{ "https://onsmqtt.cn-hangzhou.aliyuncs.com", "https://onsmqtt.cn-hangzhou.aliyuncs.com",
+		  "onsmqtt.cn-hangzhou.aliyuncs.com", "onsmqtt.cn-hangzhou.aliyuncs.com", "https", 0,
+		  1, 0, ENDPOINT_HOST_NAME },
+		{ "HTTPS://Example.COM:443/", "https://Example.COM:443", "Example.COM:443",
+		  "Example.COM", "https", 443, 1, 0, ENDPOINT_HOST_NAME },
+		{ "https://10.1.2.3", "https://10.1.2.3", "10.1.2.3", "10.1.2.3", "https", 0, 1, 0,
+		  ENDPOINT_HOST_IPV4 },
+		{ "https://[2001:db8::1]:1", "https://[2001:db8::1]:1", "[2001:db8::1]:1",
+		  "[2001:db8::1]", "https", 1, 1, 0, ENDPOINT_HOST_IPV6 },
+		{ "https://127.0.0.1", "https://127.0.0.1", "127.0.0.1", "127.0.0.1", "https", 0, 1,
+		  1, ENDPOINT_HOST_IPV4 },
+	};
+	static const struct { const char *url, *msg; } bad[] = {
+		/* plain http leaves loopback: refused whatever else is right */
+		{ "http://example.com", "endpoint: plain http:// to 'example.com' is not allowed: "
+		  "TLS is required for non-loopback hosts" },
+		{ "http://10.0.0.1:80", "endpoint: plain http:// to '10.0.0.1' is not allowed" },
+		{ "http://128.0.0.1", "endpoint: plain http:// to '128.0.0.1' is not allowed" },
+		{ "http://[::2]", "endpoint: plain http:// to '[::2]' is not allowed" },
+		{ "http://localhost.example.com", "endpoint: plain http:// to "
+		  "'localhost.example.com' is not allowed" },
+		{ "http://evillocalhost", "endpoint: plain http:// to 'evillocalhost' is not" },
+		{ "http://onsmqtt.cn-hangzhou.aliyuncs.com", "TLS is required for non-loopback" },
+		/* other schemes, or none */
+		{ "ftp://example.com", "endpoint: expected an http:// or https:// URL, got "
+		  "'ftp://example.com'" },
+		{ "file:///etc/passwd", "endpoint: expected an http:// or https:// URL" },
+		{ "gopher://127.0.0.1", "endpoint: expected an http:// or https:// URL" },
+		{ "example.com", "endpoint: expected an http:// or https:// URL, got 'example.com'" },
+		{ "https:/example.com", "endpoint: expected an http:// or https:// URL" },
+		{ "", "endpoint: expected an http:// or https:// URL, got ''" },
+		/* anything but scheme://host[:port] */
+		{ "https://user:pw@example.com", "endpoint: a user name or password in the URL is "
+		  "not allowed (expected only scheme://host[:port])" },
+		{ "http://user@127.0.0.1", "endpoint: a user name or password in the URL" },
+		{ "https://example.com/v1", "endpoint: unexpected path '/v1' (expected only "
+		  "scheme://host[:port])" },
+		{ "https://example.com/?a=b", "endpoint: a query string is not allowed" },
+		{ "https://example.com?a=b", "endpoint: a query string is not allowed" },
+		{ "https://example.com#top", "endpoint: a fragment is not allowed" },
+		{ "https://", "endpoint: expected a host name after the scheme, got 'https://'" },
+		{ "https://:443", "endpoint: expected a host name after the scheme" },
+		{ "https://exa_mple.com", "endpoint: expected a host name or address, got "
+		  "'exa_mple.com'" },
+		{ "https://-a.example.com", "endpoint: expected a host name or address" },
+		{ "https://a..b", "endpoint: expected a host name or address" },
+		{ "https://999.1.1.1", "endpoint: expected an IPv4 address, got '999.1.1.1'" },
+		{ "https://1.2.3", "endpoint: expected an IPv4 address, got '1.2.3'" },
+		{ "https://[::g]", "endpoint: expected an IPv6 address in brackets, got '[::g]'" },
+		{ "https://[::1", "endpoint: expected an IPv6 address in brackets" },
+		{ "https://example.com:", "endpoint: expected ':' and a port number after the "
+		  "host, got ':'" },
+		{ "https://example.com:8a", "endpoint: expected ':' and a port number after the host" },
+		{ "https://[::1]x", "endpoint: expected ':' and a port number after the host, got "
+		  "'x'" },
+		{ "https://example.com:0", "endpoint: port '0' is out of range (expected 1..65535)" },
+		{ "https://example.com:65536", "endpoint: port '65536' is out of range" },
+		{ "https://example.com:1234567", "endpoint: expected ':' and a port number" },
+	};
+	struct endpoint_info info;
+	struct cs_error err;
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cs_error_clear(&err);
+		CHECK_INT(endpoint_policy_check(ok[i].url, &info, &err), 0);
+		if (err.kind != CS_ERR_NONE) {
+			fprintf(stderr, "  %s: %s\n", ok[i].url, err.msg);
+			continue;
+		}
+		CHECK_STR(info.url, ok[i].want_url);
+		CHECK_STR(info.authority, ok[i].want_authority);
+		CHECK_STR(info.host, ok[i].want_host);
+		CHECK_STR(info.curl_protocols, ok[i].want_protocols);
+		CHECK_INT(info.port, ok[i].port);
+		CHECK_INT(info.tls, ok[i].tls);
+		CHECK_INT(info.loopback, ok[i].loopback);
+		CHECK_INT(info.host_kind, ok[i].kind);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cs_error_clear(&err);
+		CHECK_INT(endpoint_policy_check(bad[i].url, &info, &err), -1);
+		CHECK_INT(err.kind, CS_ERR_CONFIG);
+		CHECK_CONTAINS(err.msg, bad[i].msg);
+		/* a message starts with what it is about, never with the URL */
+		CHECK(!strncmp(err.msg, "endpoint: ", 10));
+	}
+	/* secrets in a URL stay out of the message */
+	cs_error_clear(&err);
+	CHECK(endpoint_policy_check("https://u:hunter2@example.com", &info, &err) < 0);
+	CHECK(!strstr(err.msg, "hunter2"));
+	cs_error_clear(&err);
+	CHECK(endpoint_policy_check("https://example.com/?token=s3cr3t", &info, &err) < 0);
+	CHECK(!strstr(err.msg, "s3cr3t"));
+	cs_error_clear(&err);
+	CHECK(endpoint_policy_check("https://example.com#s3cr3t", &info, &err) < 0);
+	CHECK(!strstr(err.msg, "s3cr3t"));
+	/* a host longer than any name is refused, not cut */
+	{
+		struct cs_buf b = CS_BUF_INIT;
+
+		buf_puts(&b, "https://");
+		for (i = 0; i < 300; i++)
+			buf_puts(&b, "a");
+		cs_error_clear(&err);
+		CHECK(endpoint_policy_check(buf_str(&b), &info, &err) < 0);
+		CHECK_CONTAINS(err.msg, "endpoint: expected a host name or address");
+		buf_release(&b);
+	}
+}
+
 static void test_too_large(void)
 {
 	size_t len = CFG_MAX_FILE_BYTES + 1;
@@ -908,6 +1041,7 @@ int main(void)
 	test_bad_configs();
 	test_endpoint_secrets();
 	test_endpoints_accepted();
+	test_endpoint_policy();
 	test_too_large();
 	CHECK(mkdtemp(dir) != NULL);
 	test_load_file(dir);
