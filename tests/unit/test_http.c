@@ -663,6 +663,9 @@ static void test_localhost_name(void)
  * parses the URL (curl_url, no resolving, no socket): nothing is connected, so the
  * non-loopback names (192.0.2.1 is TEST-NET-1, .invalid never resolves) are safe.
  */
+#define PLAIN_REFUSED "is not allowed: TLS is required for non-loopback hosts (expected " \
+	"https://, or http:// only to localhost, *.localhost, 127.0.0.0/8 or [::1])"
+
 static void test_endpoint_policy(void)
 {
 	static const struct {
@@ -682,27 +685,26 @@ static void test_endpoint_policy(void)
 		{ "http://[::1]:18080", 1, "http://[::1]:18080", "[::1]:18080", NULL },
 		{ "http://cn-x.localhost:18080", 1, "http://cn-x.localhost:18080",
 		  "cn-x.localhost:18080", NULL },
-		{ "http://192.0.2.1", 0, NULL, NULL,
-		  "endpoint 'http://192.0.2.1': plain http is allowed only to loopback hosts; use https" },
-		{ "http://192.0.2.1:80/", 0, NULL, NULL,
-		  "endpoint 'http://192.0.2.1:80/': plain http is allowed only to loopback hosts; use https" },
-		{ "http://example.invalid", 0, NULL, NULL,
-		  "endpoint 'http://example.invalid': plain http is allowed only to loopback hosts; use https" },
+		/* the messages are endpoint_policy_check's (endpoint.c), shared with the config */
+		{ "http://192.0.2.1", 0, NULL, NULL, "endpoint: plain http:// to '192.0.2.1' "
+		  PLAIN_REFUSED },
+		{ "http://192.0.2.1:80/", 0, NULL, NULL, "endpoint: plain http:// to '192.0.2.1' "
+		  PLAIN_REFUSED },
+		{ "http://example.invalid", 0, NULL, NULL, "endpoint: plain http:// to 'example.invalid' "
+		  PLAIN_REFUSED },
 		/* names that only look loopback */
-		{ "http://127.0.0.1.example.invalid", 0, NULL, NULL,
-		  "endpoint 'http://127.0.0.1.example.invalid': plain http is allowed only to loopback "
-		  "hosts; use https" },
-		{ "http://localhost.example.invalid", 0, NULL, NULL,
-		  "endpoint 'http://localhost.example.invalid': plain http is allowed only to loopback "
-		  "hosts; use https" },
-		{ "http://[::ffff:192.0.2.1]", 0, NULL, NULL,
-		  "endpoint 'http://[::ffff:192.0.2.1]': plain http is allowed only to loopback hosts; "
-		  "use https" },
-		{ "ftp://127.0.0.1", 0, NULL, NULL, "endpoint 'ftp://127.0.0.1': only https is supported" },
+		{ "http://127.0.0.1.example.invalid", 0, NULL, NULL, "endpoint: plain http:// to '127.0.0.1.example.invalid' "
+		  PLAIN_REFUSED },
+		{ "http://localhost.example.invalid", 0, NULL, NULL, "endpoint: plain http:// to 'localhost.example.invalid' "
+		  PLAIN_REFUSED },
+		{ "http://[::ffff:192.0.2.1]", 0, NULL, NULL, "endpoint: plain http:// to '[::ffff:192.0.2.1]' "
+		  PLAIN_REFUSED },
+		{ "ftp://127.0.0.1", 0, NULL, NULL,
+		  "endpoint: expected an http:// or https:// URL, got 'ftp://127.0.0.1'" },
 		{ "https://example.invalid/api", 0, NULL, NULL,
-		  "endpoint 'https://example.invalid/api' must not have a path" },
-		{ "not a url", 0, NULL, NULL, "endpoint 'not a url' is not a URL" },
-		{ "", 0, NULL, NULL, "endpoint '' is not a URL" },
+		  "endpoint: unexpected path '/api' (expected only scheme://host[:port])" },
+		{ "not a url", 0, NULL, NULL, "endpoint: expected an http:// or https:// URL, got 'not a url'" },
+		{ "", 0, NULL, NULL, "endpoint: expected an http:// or https:// URL, got ''" },
 	};
 	size_t i;
 
