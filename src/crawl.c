@@ -11,105 +11,14 @@
  * while SQLite stages pages or finalizes a group.  The store is touched directly only before
  * the writer starts (remembered rates) and after it stops (failures, sweep, rates).
  */
-#include "crawl.h"
+#include "crawl_int.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "api.h"
-#include "log.h"
-#include "paging.h"
-#include "retry.h"
-#include "scrub.h"
-#include "util.h"
-#include "writer.h"
-
-enum job_state {
-	J_PENDING,
-	J_BEGINNING,
-	J_READY,
-	J_INFLIGHT,
-	J_DONE,
-	J_FINALIZING,
-	J_FAILED,
-};
-
-enum job_action {
-	A_NONE,
-	A_FINALIZE,
-	A_FAIL,
-};
-
-struct endpoint_state {
-	char *url;
-	struct http_endpoint *http;
-	struct rate_limiter rl;
-};
-
-struct job {
-	const struct crawl_target *t;
-	struct crawl_result *res;
-	struct endpoint_state *ep;
-	size_t inst_index;
-	enum job_state state;
-	enum job_action action;
-	int keep_checkpoint;          /* for A_FAIL */
-	int began;                    /* a snapshot row exists */
-	struct store_snap snap;
-	int64_t not_before_ms;
-	int64_t sent_ms;              /* when the request in flight was sent */
-	int64_t deadline_ms;
-	int attempt;                  /* failed attempts of the current page */
-	int64_t retry_spent;          /* budget spent on the current page's retries */
-	char *sent_token;             /* the NextToken of the request in flight */
-	struct paging_walk walk;      /* the current walk's stop rules and guards */
-	uint64_t sent_cred_gen;       /* the credentials' generation that signed it */
-	int cred_retried;             /* the current page was retried for expired credentials */
-	int64_t skipped;              /* IDs skipped in this walk */
-	int consistent;               /* the verdict of the last tally */
-	int recorded;                 /* its snapshot was written as complete or failed */
-	int waiting;                  /* operations of the writer's still to report back */
-};
-
-struct crawl {
-	struct store *st;
-	struct http_client *http;
-	struct creds *creds;
-	const struct crawl_opts *opts;
-	struct crawl_totals *totals;
-	struct job *jobs;
-	size_t njobs;
-	struct endpoint_state *eps;
-	size_t neps;
-	int *inst_inflight;           /* by instance index */
-	const struct cfg_instance **insts;
-	size_t ninsts;
-	struct retry_budget budget;
-	struct retry_rng rng;
-	int fatal;                    /* a run-wide failure happened */
-	enum cs_error_kind fatal_kind;
-	char fatal_msg[1024];
-	struct writer *w;             /* owns the store while the crawl runs */
-	int *inst_starting;           /* by instance index: jobs BEGINNING, holding a slot */
-};
-
-static int64_t now_ms(void)
-{
-	return util_mono_ms();
-}
-
-static void job_ctx(const struct job *j, struct log_ctx *ctx)
-{
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->instance = j->t->inst->id;
-	ctx->group = j->t->group_id;
-	ctx->page = j->snap.cs.page_no;
-}
-
-static void observe(struct crawl *c, struct job *j)
+void crawl_observe(struct crawl *c, struct job *j)
 {
 	const struct crawl_observer *o = c->opts->observer;
 
@@ -126,10 +35,7 @@ static void walk_reset(struct job *j)
 }
 
 /* Records why a job failed; the snapshot is written after the turn's commit. */
-static void job_fail(struct crawl *c, struct job *j, const char *code, const char *request_id,
-		     int keep_checkpoint, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static void job_fail(struct crawl *c, struct job *j, const char *code, const char *request_id,
+void crawl_job_fail(struct crawl *c, struct job *j, const char *code, const char *request_id,
 		     int keep_checkpoint, const char *fmt, ...)
 {
 	struct log_ctx ctx;
@@ -160,10 +66,7 @@ static void job_fail(struct crawl *c, struct job *j, const char *code, const cha
 		log_msg(level, &ctx, "%s: %s", j->res->code, j->res->message);
 }
 
-static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
+void crawl_fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -174,91 +77,6 @@ static void fail_run(struct crawl *c, enum cs_error_kind kind, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(c->fatal_msg, sizeof(c->fatal_msg), fmt, ap);
 	va_end(ap);
-}
-
-/* A remembered rate older than this is rediscovered by slow start. */
-#define RATE_MEMORY_S (7 * 86400)
-
-/* The endpoint's limiter at the instance's qps, starting from the rate the host accepted
- * last time, when one is remembered. */
-static int endpoint_rate_init(struct crawl *c, struct endpoint_state *ep,
-			      const struct cfg_instance *inst, struct cs_error *err)
-{
-	int adaptive = inst->s.rate_control == CFG_RATE_ADAPTIVE;
-	double remembered = 0;
-
-	rate_init(&ep->rl, inst->s.qps, adaptive, now_ms());
-	if (!adaptive)
-		return 0;
-	if (store_rate_get(c->st, http_endpoint_host(ep->http), RATE_MEMORY_S, &remembered, err) < 0)
-		return -1;
-	rate_resume(&ep->rl, remembered, now_ms());
-	log_msg(LOG_DEBUG, NULL, "%s: requests start at %.1f/s (%s), ceiling %.1f/s",
-		http_endpoint_host(ep->http), ep->rl.rate,
-		remembered > 0 ? "the rate it accepted last time" : "slow start", ep->rl.ceiling);
-	return 0;
-}
-
-/* Remembers, per host, the rate each endpoint ended at once it met the service's limit. */
-static void remember_rates(struct crawl *c)
-{
-	struct cs_error ignore = { 0 };
-	size_t i;
-	double rate;
-
-	for (i = 0; i < c->neps; i++) {
-		struct endpoint_state *ep = &c->eps[i];
-
-		if (!rate_learned(&ep->rl, &rate))
-			continue;
-		log_msg(LOG_INFO, NULL, "%s: the service accepted about %.1f requests/s; the next "
-			"run starts there", http_endpoint_host(ep->http), rate);
-		if (store_rate_put(c->st, http_endpoint_host(ep->http), rate, &ignore) < 0)
-			log_msg(LOG_WARN, NULL, "%s", ignore.msg);
-	}
-}
-
-static struct endpoint_state *endpoint_for(struct crawl *c, const struct cfg_instance *inst,
-					   struct cs_error *err)
-{
-	struct http_endpoint_opts hopts;
-	struct endpoint_state *ep;
-	size_t i;
-
-	for (i = 0; i < c->neps; i++) {
-		if (!strcmp(c->eps[i].url, inst->endpoint)) {
-			/* instances sharing an endpoint share its limit: the lowest qps wins */
-			if (inst->s.qps < c->eps[i].rl.ceiling &&
-			    endpoint_rate_init(c, &c->eps[i], inst, err) < 0)
-				return NULL;
-			return &c->eps[i];
-		}
-	}
-	ep = &c->eps[c->neps];
-	memset(ep, 0, sizeof(*ep));
-	memset(&hopts, 0, sizeof(hopts));
-	hopts.connect_timeout_ms = inst->s.connect_timeout_ms;
-	hopts.request_timeout_ms = inst->s.request_timeout_ms;
-	hopts.ca_file = inst->s.ca_file;
-	if (!(ep->url = strdup(inst->endpoint))) {
-		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-		return NULL;
-	}
-	if (http_endpoint_open(c->http, inst->endpoint, &hopts, &ep->http, err) < 0) {
-		free(ep->url);
-		ep->url = NULL;
-		cs_error_prefix(err, "instance '%s': ", inst->id);
-		return NULL;
-	}
-	c->neps++;
-	if (endpoint_rate_init(c, ep, inst, err) < 0)
-		return NULL;
-	return ep;
-}
-
-static size_t job_slot(const struct crawl *c, const struct job *j)
-{
-	return (size_t)(j - c->jobs);
 }
 
 /* The job may start: the writer begins (or resumes) its snapshot, it holds a slot meanwhile. */
@@ -308,159 +126,8 @@ static void job_begun(struct crawl *c, struct job *j, struct store_snap *snap)
 			j->snap.discarded_from, j->snap.discarded_why);
 }
 
-/* The identity the job's instance signs with. */
-static struct creds *job_creds(struct crawl *c, const struct job *j)
-{
-	struct creds *cr = NULL;
-
-	if (c->opts->creds_for)
-		cr = c->opts->creds_for(c->opts->creds_arg, j->t->inst);
-	return cr ? cr : c->creds;
-}
-
-static int job_send(struct crawl *c, struct job *j, struct cs_error *err)
-{
-	const struct cfg_instance *inst = j->t->inst;
-	struct sign_param p[5];
-	struct cs_buf url = CS_BUF_INIT;
-	struct curl_slist *headers = NULL;
-	struct creds *cr = job_creds(c, j);
-	struct cs_error cerr = { 0 };
-	char page_no[24], page_size[24];
-	size_t np = 0;
-	int ret = -1;
-
-	/* temporary credentials are renewed here, between requests; the three strings change
-	 * together, and requests already signed keep the set they were signed with */
-	if (creds_fresh(cr, 0, &cerr) < 0) {
-		if (cerr.kind == CS_ERR_INTERRUPTED)
-			return 0;
-		/* expired after only a few failed renewals: wait for the next attempt */
-		if (cr->prov && cr->failures < CREDS_RENEW_TRIES && cr->next_try_ms > now_ms()) {
-			j->not_before_ms = cr->next_try_ms;
-			return 0;
-		}
-		job_fail(c, j, cr->access_key_id ? "CredentialsExpired" : "CredentialsUnavailable",
-			 NULL, 1, "%s", cerr.msg);
-		return 0;
-	}
-	j->sent_cred_gen = cr->generation;
-
-	snprintf(page_no, sizeof(page_no), "%" PRId64, j->snap.cs.page_no);
-	snprintf(page_size, sizeof(page_size), "%d", inst->s.page_size);
-	p[np++] = (struct sign_param){ "InstanceId", inst->id };
-	p[np++] = (struct sign_param){ "GroupId", j->t->group_id };
-	p[np++] = (struct sign_param){ "PageNo", page_no };
-	p[np++] = (struct sign_param){ "PageSize", page_size };
-	if (j->snap.cs.next_token)
-		p[np++] = (struct sign_param){ "NextToken", j->snap.cs.next_token };
-	if (api_build_request(&url, &headers, http_endpoint_url(j->ep->http),
-			      http_endpoint_host(j->ep->http), "POST",
-			      "ListDeviceCredentialClientId", p, np, cr, inst->s.signature,
-			      err) < 0)
-		goto out;
-	free(j->sent_token);
-	j->sent_token = NULL;
-	if (j->snap.cs.next_token && !(j->sent_token = strdup(j->snap.cs.next_token))) {
-		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	if (http_submit(c->http, j->ep->http, "POST", buf_str(&url), headers, j, err) < 0) {
-		headers = NULL;
-		goto out;
-	}
-	headers = NULL;
-	j->state = J_INFLIGHT;
-	j->sent_ms = now_ms();
-	c->inst_inflight[j->inst_index]++;
-	c->totals->requests++;
-	j->res->requests++;
-	if (j->attempt > 0) {
-		c->totals->retries++;
-		j->res->retries++;
-	}
-	ret = 0;
-out:
-	curl_slist_free_all(headers);
-	buf_release(&url);
-	return ret;
-}
-
-/* Feeds an answer to the endpoint's rate limiter; -vv shows every change of its rate. */
-static void rate_changed(struct endpoint_state *ep, void (*feed)(struct rate_limiter *, int64_t),
-			 int64_t now, const char *what)
-{
-	double before = ep->rl.rate;
-
-	feed(&ep->rl, now);
-	if (ep->rl.rate != before)
-		log_msg(LOG_DEBUG, NULL, "rate for %s: %.1f/s -> %.1f/s (%s%s)", ep->url, before,
-			ep->rl.rate, what, ep->rl.slow_start ? ", slow start" : "");
-}
-
-/* Schedules another attempt of the current page, or fails the job when it may not. */
-static void job_retry(struct crawl *c, struct job *j, enum retry_class cls, int timeout,
-		      int64_t retry_after_ms, const char *code, const char *request_id,
-		      const char *what)
-{
-	const struct cfg_settings *s = &j->t->inst->s;
-	int64_t now = now_ms(), delay, cost = timeout ? RETRY_COST_TIMEOUT : RETRY_COST;
-	struct log_ctx ctx;
-
-	if (cls == RETRY_THROTTLE) {
-		c->totals->throttled++;
-		j->res->throttled++;
-		rate_changed(j->ep, rate_on_throttle, now, "throttled");
-	}
-	j->attempt++;
-	if (j->attempt >= s->max_attempts) {
-		job_fail(c, j, code, request_id, 1, "%s; gave up after %d attempts", what,
-			 j->attempt);
-		return;
-	}
-	if (retry_budget_take(&c->budget, cost) < 0) {
-		job_fail(c, j, "RetryBudgetExhausted", request_id, 1,
-			 "%s; the run's retry budget is spent (too many failures across groups)", what);
-		return;
-	}
-	j->retry_spent += cost;
-	delay = retry_backoff_ms(&c->rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
-	if (retry_after_ms > delay)
-		delay = retry_after_ms;
-	if (now + delay > j->deadline_ms) {
-		job_fail(c, j, "DeadlineExceeded", request_id, 1,
-			 "%s; the next attempt would pass the run deadline", what);
-		return;
-	}
-	j->not_before_ms = now + delay;
-	j->state = J_READY;
-	job_ctx(j, &ctx);
-	ctx.run = c->opts->run_id;
-	ctx.code = code;
-	ctx.request_id = request_id && *request_id ? request_id : NULL;
-	log_msg(LOG_DEBUG, &ctx, "%s; attempt %d of %d in %" PRId64 " ms", what, j->attempt + 1,
-		s->max_attempts, delay);
-}
-
-/* Fails every unfinished job of the instance (InstancePermissionCheckFailed and the like). */
-static void fail_instance(struct crawl *c, struct job *origin, const char *code,
-			  const char *request_id, const char *message)
-{
-	size_t i;
-
-	for (i = 0; i < c->njobs; i++) {
-		struct job *j = &c->jobs[i];
-
-		if (j->inst_index != origin->inst_index || j == origin)
-			continue;
-		job_fail(c, j, code, NULL, 0, "%s (instance-wide error, seen on group '%s')", message,
-			 origin->t->group_id);
-	}
-	job_fail(c, origin, code, request_id, 0, "%s", message);
-}
-
 /* The run's counters, as the writer writes them into the run row with each transaction. */
-static struct writer_counts counts_of(const struct crawl *c)
+struct writer_counts crawl_counts(const struct crawl *c)
 {
 	struct writer_counts k = { c->totals->requests, c->totals->retries, c->totals->throttled };
 
@@ -468,7 +135,7 @@ static struct writer_counts counts_of(const struct crawl *c)
 }
 
 /* The walk as the checkpoint persists it. */
-static struct writer_walk walk_of(const struct job *j)
+struct writer_walk crawl_walk(const struct job *j)
 {
 	const struct store_crawl_state *cs = &j->snap.cs;
 	struct writer_walk wk = { cs->page_no, cs->next_token, cs->pages, cs->staged_ids,
@@ -477,7 +144,7 @@ static struct writer_walk walk_of(const struct job *j)
 	return wk;
 }
 
-static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
+int crawl_set_next_token(struct job *j, const char *tok, struct cs_error *err)
 {
 	free(j->snap.cs.next_token);
 	j->snap.cs.next_token = NULL;
@@ -486,224 +153,6 @@ static int set_next_token(struct job *j, const char *tok, struct cs_error *err)
 	return 0;
 }
 
-/* Hands the page (sequence number seq of the walk) to the writer, with the walk as it stands
- * now as the checkpoint of the same transaction. */
-static int stage(struct crawl *c, struct job *j, int64_t seq, const struct api_list_page *page,
-		 int checkpoint, struct cs_error *err)
-{
-	struct writer_walk wk = walk_of(j);
-	struct writer_counts k = counts_of(c);
-
-	return writer_page(c->w, job_slot(c, j), seq, (const char *const *)page->ids, page->lens,
-			   page->n, checkpoint, &wk, &k, err);
-}
-
-/* A page arrived: stage it and decide, by API.md's stop rules, whether paging goes on. */
-static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
-		    struct cs_error *err)
-{
-	const struct cfg_instance *inst = j->t->inst;
-	struct store_crawl_state *cs = &j->snap.cs;
-	struct paging_decision d;
-	struct paging_page pp;
-	struct log_ctx ctx;
-	int64_t seq;
-
-	job_ctx(j, &ctx);
-	ctx.run = c->opts->run_id;
-	ctx.request_id = page->request_id;
-	/* success gives back what this page's retries spent (AWS standard mode) */
-	retry_budget_refund(&c->budget, j->retry_spent ? j->retry_spent : 1);
-	j->retry_spent = 0;
-	j->attempt = 0;
-	rate_observe_rtt(&j->ep->rl, now_ms() - j->sent_ms);
-	rate_changed(j->ep, rate_on_success, now_ms(), "accepted");
-
-	if (page->skipped) {
-		log_msg(LOG_WARN, &ctx,
-			"skipped %zu client ID(s) longer than %d bytes or not UTF-8, e.g. \"%s\"",
-			page->skipped, API_MAX_CLIENT_ID, page->skipped_example);
-		j->skipped += (int64_t)page->skipped;
-	}
-	seq = cs->pages;
-	/* when the data was read: a resumed walk keeps the time of its first page */
-	cs->read_last = util_now_epoch();
-	if (!cs->read_first)
-		cs->read_first = cs->read_last;
-	cs->pages++;
-	cs->staged_ids += (int64_t)page->n;
-	if (page->total >= 0)
-		cs->total_reported = page->total;
-	c->totals->pages++;
-	j->res->pages = cs->pages;
-	log_msg(LOG_TRACE, &ctx, "page %" PRId64 ": %zu IDs, Total %" PRId64, cs->page_no, page->n,
-		page->total);
-
-	if (c->opts->probe) {
-		/* one page proves access; nothing is finalized */
-		j->res->complete = 1;
-		j->res->total_reported = page->total;
-		j->res->clients = (int64_t)page->n;
-		j->state = J_DONE;
-		return stage(c, j, seq, page, 0, err);
-	}
-	pp = (struct paging_page){ page->ids, page->lens, page->n, page->skipped, page->total,
-				   page->page_size, page->next_token, j->sent_token,
-				   cs->staged_ids + j->skipped };
-	if (paging_page(&j->walk, &pp, cs->page_no, inst->s.page_size, &d) < 0)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	switch (d.next) {
-	case PAGING_LOOP:
-		job_fail(c, j, "PagingLoop", page->request_id, 0, "%s", d.why);
-		return 0; /* the walk is no inventory: nothing of it is kept */
-	case PAGING_MORE_BY_TOKEN:
-	case PAGING_MORE_BY_PAGENO:
-		cs->page_no++;
-		if (set_next_token(j, d.next == PAGING_MORE_BY_TOKEN ? page->next_token : NULL,
-				   err) < 0)
-			return -1;
-		j->state = J_READY;
-		j->not_before_ms = 0;
-		return stage(c, j, seq, page, 1, err);
-	case PAGING_END:
-		break;
-	}
-	/* Paging ended normally; settle() finalizes and checks the tally against Total.  The
-	 * checkpoint says so (page 0), so a run killed while finalizing finalizes on resume
-	 * instead of fetching the last page again. */
-	cs->page_no = 0;
-	j->action = A_FINALIZE;
-	j->state = J_DONE;
-	return stage(c, j, seq, page, 1, err);
-}
-
-/* What the service said, without anything of the credentials it may quote (scrub.h). */
-static void scrub_service_text(const struct creds *cr, struct api_error *aerr, char *detail,
-			       size_t detail_len)
-{
-	const char *secrets[] = { cr->access_key_secret, cr->security_token };
-
-	scrub_text(aerr->message, sizeof(aerr->message), secrets, 2);
-	scrub_text(detail, detail_len, secrets, 2);
-}
-
-/* Handles one finished transfer of job j. */
-static int job_response(struct crawl *c, struct job *j, struct http_request *r,
-			struct cs_error *err)
-{
-	const struct cfg_instance *inst = j->t->inst;
-	struct api_list_page page;
-	struct api_error aerr = { 0 };
-	char detail[512] = "", what[1024];
-	enum api_result res;
-	enum retry_class cls;
-	int rc = 0;
-
-	c->inst_inflight[j->inst_index]--;
-	if (j->state != J_INFLIGHT)
-		return 0; /* the job was failed meanwhile (instance-wide error); drop the answer */
-	j->state = J_READY;
-
-	if (r->result != CURLE_OK) {
-		const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
-
-		if (r->body_too_large) {
-			snprintf(what, sizeof(what), "the response body passed %zu bytes",
-				 (size_t)HTTP_DEFAULT_MAX_BODY);
-			job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, what);
-		} else if (http_result_transient(r->result)) {
-			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
-			job_retry(c, j, RETRY_TRANSIENT, r->result == CURLE_OPERATION_TIMEDOUT, -1,
-				  r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed",
-				  NULL, what);
-		} else {
-			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
-			fail_instance(c, j, "ConnectionFailed", NULL, what);
-		}
-		return 0;
-	}
-
-	res = api_parse_list(r->status, buf_str(&r->body), r->body.len, &page, &aerr, detail,
-			     sizeof(detail));
-	if (res != API_OK)
-		scrub_service_text(job_creds(c, j), &aerr, detail, sizeof(detail));
-	switch (res) {
-	case API_OK:
-		j->cred_retried = 0;
-		rc = job_page(c, j, &page, err);
-		api_page_release(&page);
-		return rc;
-	case API_MALFORMED:
-		job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, detail);
-		return 0;
-	case API_BAD_DATA:
-		job_fail(c, j, "BadData", NULL, 0, "%s", detail);
-		return 0;
-	case API_NOMEM:
-		/* ours, not the service's: retrying the page would not help */
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	case API_SERVICE_ERROR:
-		break;
-	}
-
-	if ((!strcmp(aerr.code, "InvalidSecurityToken.Expired") ||
-	     !strcmp(aerr.code, "InvalidSecurityToken.MismatchWithAccessKey")) && !j->cred_retried &&
-	    job_creds(c, j)->prov) {
-		struct creds *cr = job_creds(c, j);
-		struct cs_error cerr = { 0 };
-		struct log_ctx ctx;
-
-		/* the service thinks they expired (clock skew, early revocation): renew once, unless
-		 * another page already did since this one was signed, and send the page again */
-		j->cred_retried = 1;
-		job_ctx(j, &ctx);
-		ctx.run = c->opts->run_id;
-		ctx.code = aerr.code;
-		log_msg(LOG_INFO, &ctx, "%s: renewing the credentials and sending the page again",
-			aerr.code);
-		if (cr->generation == j->sent_cred_gen && creds_fresh(cr, 1, &cerr) < 0 &&
-		    cerr.kind != CS_ERR_INTERRUPTED) {
-			job_fail(c, j, "CredentialsExpired", aerr.request_id, 1, "%s", cerr.msg);
-			return 0;
-		}
-		return 0;  /* J_READY: the page goes out again with the renewed set */
-	}
-	cls = retry_classify_code(aerr.code);
-	/* 5xx are retried whatever the Code says */
-	if (cls == FAIL_GROUP && r->status >= 500)
-		cls = RETRY_TRANSIENT;
-	snprintf(what, sizeof(what), "%s: %s (HTTP %ld)", aerr.code,
-		 aerr.message[0] ? aerr.message : "(no message)", r->status);
-	switch (cls) {
-	case RETRY_THROTTLE:
-	case RETRY_TRANSIENT:
-		job_retry(c, j, cls, 0, r->retry_after_ms, aerr.code, aerr.request_id, what);
-		break;
-	case FAIL_GROUP:
-		job_fail(c, j, aerr.code, aerr.request_id, 0, "%s", aerr.message);
-		break;
-	case FAIL_INSTANCE:
-		fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
-		break;
-	case FAIL_CREDENTIALS:
-		if (job_creds(c, j) != c->creds) {
-			/* an instance's own identity: the run's other identities go on */
-			fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
-			break;
-		}
-		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
-		fail_run(c, CS_ERR_CREDENTIALS,
-			 "the service rejected the credentials: %s: %s (request %s)", aerr.code,
-			 aerr.message, aerr.request_id[0] ? aerr.request_id : "unknown");
-		break;
-	case FAIL_RUN:
-		job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
-		fail_run(c, CS_ERR_RUNTIME, "%s: %s (request %s)", aerr.code, aerr.message,
-			 aerr.request_id[0] ? aerr.request_id : "unknown");
-		break;
-	}
-	return 0;
-}
 
 /* What was collected did not add up: forget it and walk the group once more. */
 static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
@@ -728,9 +177,9 @@ static int rewalk(struct crawl *c, struct job *j, const struct store_tally *t,
 	j->action = A_NONE;
 	j->state = J_READY;
 	j->not_before_ms = 0;
-	if (set_next_token(j, NULL, err) < 0)
+	if (crawl_set_next_token(j, NULL, err) < 0)
 		return -1;
-	wk = walk_of(j);
+	wk = crawl_walk(j);
 	return writer_restart(c->w, job_slot(c, j), &wk, err);
 }
 
@@ -761,7 +210,7 @@ static int finalize(struct crawl *c, struct job *j, struct cs_error *err)
 {
 	const struct cfg_settings *cfg = &j->t->inst->s;
 	int64_t total = j->snap.cs.total_reported;
-	struct writer_counts k = counts_of(c);
+	struct writer_counts k = crawl_counts(c);
 
 	if (writer_finalize(c->w, job_slot(c, j), total, j->skipped, config_tolerance(cfg, total),
 			    &k, err) < 0)
@@ -785,8 +234,8 @@ static int finalized(struct crawl *c, struct job *j, const struct writer_done *d
 		return rewalk(c, j, t, err);
 	case PAGING_INCOMPLETE:
 		j->action = A_NONE;
-		j->state = J_READY; /* so that job_fail records it */
-		job_fail(c, j, "IncompleteWalk", NULL, 0,
+		j->state = J_READY; /* so that crawl_job_fail records it */
+		crawl_job_fail(c, j, "IncompleteWalk", NULL, 0,
 			 "collected %" PRId64 " distinct client IDs (%" PRId64 " skipped) but the "
 			 "service reports Total %" PRId64 ", short by %" PRId64 " (tolerance %" PRId64
 			 "), also on a second walk: this walk is no inventory, nothing was recorded",
@@ -829,7 +278,7 @@ static int settle(struct crawl *c, struct cs_error *err)
 				return -1;
 		} else if (j->action == A_FAIL) {
 			j->action = A_NONE;
-			k = counts_of(c);
+			k = crawl_counts(c);
 			/* a job that never began keeps any checkpoint it had for the next run */
 			if (writer_fail(c->w, job_slot(c, j), j->t->inst->id, j->t->group_id,
 					res->code, res->message, res->request_id,
@@ -839,7 +288,7 @@ static int settle(struct crawl *c, struct cs_error *err)
 		} else {
 			continue;
 		}
-		observe(c, j);
+		crawl_observe(c, j);
 	}
 	return 0;
 }
@@ -873,7 +322,7 @@ static int take_done(struct crawl *c, struct cs_error *err)
 			paging_release(&j->walk);
 			break;
 		}
-		observe(c, j);
+		crawl_observe(c, j);
 	}
 	return n;
 }
@@ -912,7 +361,7 @@ static int launch(struct crawl *c, int64_t now, int64_t *wait_ms, struct cs_erro
 		if (j->state != J_PENDING && j->state != J_READY)
 			continue;
 		if (now >= j->deadline_ms) {
-			job_fail(c, j, "DeadlineExceeded", NULL, 1,
+			crawl_job_fail(c, j, "DeadlineExceeded", NULL, 1,
 				 "the run deadline (retry.deadline) passed before the crawl finished");
 			continue;
 		}
@@ -935,9 +384,9 @@ static int launch(struct crawl *c, int64_t now, int64_t *wait_ms, struct cs_erro
 				*wait_ms = w;
 			continue;
 		}
-		if (job_send(c, j, err) < 0)
+		if (crawl_job_send(c, j, err) < 0)
 			return -1;
-		observe(c, j);
+		crawl_observe(c, j);
 	}
 	return 0;
 }
@@ -948,7 +397,7 @@ static void stop_all(struct crawl *c, const char *code, int keep, const char *wh
 
 	for (i = 0; i < c->njobs; i++)
 		if (job_active(&c->jobs[i]))
-			job_fail(c, &c->jobs[i], code, NULL, keep, "%s", why);
+			crawl_job_fail(c, &c->jobs[i], code, NULL, keep, "%s", why);
 }
 
 /*
@@ -1045,7 +494,7 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 			c.insts[c.ninsts++] = targets[i].inst;
 		j->inst_index = k;
 		j->deadline_ms = start + targets[i].inst->s.deadline_ms;
-		if (!(j->ep = endpoint_for(&c, targets[i].inst, err)))
+		if (!(j->ep = crawl_endpoint_for(&c, targets[i].inst, err)))
 			goto out;
 	}
 	/* from here on the store is the writer's until writer_stop */
@@ -1071,7 +520,7 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 		if (http_poll(http, (int)(wait < 0 ? 0 : wait), err) < 0)
 			goto out;
 		while ((r = http_next_done(http))) {
-			int rc = job_response(&c, (struct job *)r->user, r, err);
+			int rc = crawl_job_response(&c, (struct job *)r->user, r, err);
 
 			http_request_release(http, r);
 			if (rc < 0)
@@ -1109,7 +558,7 @@ out:
 	if (ret < 0 && c.jobs && store_failure_code(st))
 		record_storage_failure(&c, err);
 	else if (c.jobs)
-		remember_rates(&c);
+		crawl_remember_rates(&c);
 	if (c.jobs) {
 		struct cs_error ignore = { 0 };
 
