@@ -82,7 +82,8 @@ static int check_online(const struct config *cfg, struct identities *ids,
 			failed++;
 			continue;
 		}
-		if (discover_instance(inst, http, identities_for(ids, inst), &disc[i], err) < 0)
+		if (discover_instance(inst, http, identities_for(ids, inst), &cli_stop_signal,
+				      &disc[i], err) < 0)
 			goto out;
 		if (disc[i].failed) {
 			printf("%s: FAILED listing groups: %s: %s\n", inst->id, disc[i].code,

@@ -301,7 +301,7 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	run_open = 1;
 
 	if (discover_all_for(cfg, a.f.instances, a.f.ninstances, http, identities_for, &ids, ids.top,
-			     st, run_id, disc, err) < 0)
+			     st, run_id, &cli_stop_signal, disc, err) < 0)
 		goto out;
 	for (i = 0; i < cfg->ninstances; i++)
 		disc_failed += disc[i].failed;

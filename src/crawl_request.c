@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "scrub.h"
+#include "answer.h"
 #include "sign.h"
 
 /* A remembered rate older than this is rediscovered by slow start. */
@@ -336,77 +336,37 @@ static int job_page(struct crawl *c, struct job *j, struct api_list_page *page,
 	return stage(c, j, seq, page, 1, err);
 }
 
-/* What the service said, without anything of the credentials it may quote (scrub.h). */
-static void scrub_service_text(const struct creds *cr, struct api_error *aerr, char *detail,
-			       size_t detail_len)
+static enum api_result parse_page(long status, const char *body, size_t len, void *arg,
+				  struct api_error *aerr, char *detail, size_t detail_len)
 {
-	const char *secrets[] = { cr->access_key_secret, cr->security_token };
-
-	scrub_text(aerr->message, sizeof(aerr->message), secrets, 2);
-	scrub_text(detail, detail_len, secrets, 2);
+	return api_parse_list(status, body, len, arg, aerr, detail, detail_len);
 }
 
-/* Handles one finished transfer of job j. */
 int crawl_job_response(struct crawl *c, struct job *j, struct http_request *r,
-			struct cs_error *err)
+		       struct cs_error *err)
 {
-	const struct cfg_instance *inst = j->t->inst;
 	struct api_list_page page;
-	struct api_error aerr = { 0 };
-	char detail[512] = "", what[1024];
-	enum api_result res;
-	enum retry_class cls;
-	int rc = 0;
+	struct answer a;
+	int rc;
 
 	c->inst_inflight[j->inst_index]--;
 	if (j->state != J_INFLIGHT)
 		return 0; /* the job was failed meanwhile (instance-wide error); drop the answer */
 	j->state = J_READY;
 
-	if (r->result != CURLE_OK) {
-		const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
-
-		if (r->body_too_large) {
-			snprintf(what, sizeof(what), "the response body passed %zu bytes",
-				 (size_t)HTTP_DEFAULT_MAX_BODY);
-			job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, what);
-		} else if (http_result_transient(r->result)) {
-			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
-			job_retry(c, j, RETRY_TRANSIENT, r->result == CURLE_OPERATION_TIMEDOUT, -1,
-				  r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed",
-				  NULL, what);
-		} else {
-			snprintf(what, sizeof(what), "%s: %s", inst->endpoint, why);
-			fail_instance(c, j, "ConnectionFailed", NULL, what);
-		}
-		return 0;
-	}
-
-	res = api_parse_list(r->status, buf_str(&r->body), r->body.len, &page, &aerr, detail,
-			     sizeof(detail));
-	if (res != API_OK)
-		scrub_service_text(job_creds(c, j), &aerr, detail, sizeof(detail));
-	switch (res) {
-	case API_OK:
+	answer_judge(r, j->t->inst->endpoint, parse_page, &page, job_creds(c, j), &a);
+	if (a.res == API_OK) {
 		j->cred_retried = 0;
 		rc = job_page(c, j, &page, err);
 		api_page_release(&page);
 		return rc;
-	case API_MALFORMED:
-		job_retry(c, j, RETRY_TRANSIENT, 0, -1, "BadResponse", NULL, detail);
-		return 0;
-	case API_BAD_DATA:
-		crawl_job_fail(c, j, "BadData", NULL, 0, "%s", detail);
-		return 0;
-	case API_NOMEM:
+	}
+	if (a.res == API_NOMEM)
 		/* ours, not the service's: retrying the page would not help */
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	case API_SERVICE_ERROR:
-		break;
-	}
 
-	if ((!strcmp(aerr.code, "InvalidSecurityToken.Expired") ||
-	     !strcmp(aerr.code, "InvalidSecurityToken.MismatchWithAccessKey")) && !j->cred_retried &&
+	if ((!strcmp(a.code, "InvalidSecurityToken.Expired") ||
+	     !strcmp(a.code, "InvalidSecurityToken.MismatchWithAccessKey")) && !j->cred_retried &&
 	    job_creds(c, j)->prov) {
 		struct creds *cr = job_creds(c, j);
 		struct cs_error cerr = { 0 };
@@ -417,48 +377,42 @@ int crawl_job_response(struct crawl *c, struct job *j, struct http_request *r,
 		j->cred_retried = 1;
 		job_ctx(j, &ctx);
 		ctx.run = c->opts->run_id;
-		ctx.code = aerr.code;
+		ctx.code = a.code;
 		log_msg(LOG_INFO, &ctx, "%s: renewing the credentials and sending the page again",
-			aerr.code);
+			a.code);
 		if (cr->generation == j->sent_cred_gen && creds_fresh(cr, 1, &cerr) < 0 &&
 		    cerr.kind != CS_ERR_INTERRUPTED) {
-			crawl_job_fail(c, j, "CredentialsExpired", aerr.request_id, 1, "%s", cerr.msg);
+			crawl_job_fail(c, j, "CredentialsExpired", a.request_id, 1, "%s", cerr.msg);
 			return 0;
 		}
 		return 0;  /* J_READY: the page goes out again with the renewed set */
 	}
-	cls = retry_classify_code(aerr.code);
-	/* 5xx are retried whatever the Code says */
-	if (cls == FAIL_GROUP && r->status >= 500)
-		cls = RETRY_TRANSIENT;
-	snprintf(what, sizeof(what), "%s: %s (HTTP %ld)", aerr.code,
-		 aerr.message[0] ? aerr.message : "(no message)", r->status);
-	switch (cls) {
+	switch (a.cls) {
 	case RETRY_THROTTLE:
 	case RETRY_TRANSIENT:
-		job_retry(c, j, cls, 0, r->retry_after_ms, aerr.code, aerr.request_id, what);
+		job_retry(c, j, a.cls, a.timeout, a.retry_after_ms, a.code, a.request_id, a.what);
 		break;
 	case FAIL_GROUP:
-		crawl_job_fail(c, j, aerr.code, aerr.request_id, 0, "%s", aerr.message);
+		crawl_job_fail(c, j, a.code, a.request_id, 0, "%s", a.message);
 		break;
 	case FAIL_INSTANCE:
-		fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
+		fail_instance(c, j, a.code, a.request_id, a.message);
 		break;
 	case FAIL_CREDENTIALS:
 		if (job_creds(c, j) != c->creds) {
 			/* an instance's own identity: the run's other identities go on */
-			fail_instance(c, j, aerr.code, aerr.request_id, aerr.message);
+			fail_instance(c, j, a.code, a.request_id, a.message);
 			break;
 		}
-		crawl_job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
+		crawl_job_fail(c, j, a.code, a.request_id, 1, "%s", a.message);
 		crawl_fail_run(c, CS_ERR_CREDENTIALS,
-			 "the service rejected the credentials: %s: %s (request %s)", aerr.code,
-			 aerr.message, aerr.request_id[0] ? aerr.request_id : "unknown");
+			       "the service rejected the credentials: %s: %s (request %s)", a.code,
+			       a.message, a.request_id[0] ? a.request_id : "unknown");
 		break;
 	case FAIL_RUN:
-		crawl_job_fail(c, j, aerr.code, aerr.request_id, 1, "%s", aerr.message);
-		crawl_fail_run(c, CS_ERR_RUNTIME, "%s: %s (request %s)", aerr.code, aerr.message,
-			 aerr.request_id[0] ? aerr.request_id : "unknown");
+		crawl_job_fail(c, j, a.code, a.request_id, 1, "%s", a.message);
+		crawl_fail_run(c, CS_ERR_RUNTIME, "%s: %s (request %s)", a.code, a.message,
+			       a.request_id[0] ? a.request_id : "unknown");
 		break;
 	}
 	return 0;

@@ -3,12 +3,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "answer.h"
 #include "api.h"
 #include "log.h"
 #include "retry.h"
-#include "scrub.h"
 #include "util.h"
 
 void discovered_release(struct discovered *d)
@@ -44,11 +43,6 @@ static void dedupe(struct discovered *d)
 	d->ngroups = n;
 }
 
-/* What a listing call does with a 200 body: parse it into arg, or classify it. */
-typedef enum api_result (*listing_parse_fn)(long status, const char *body, size_t len,
-					   void *arg, struct api_error *aerr, char *detail,
-					   size_t detail_len);
-
 /* One listing call to make (ListGroupId of an instance, ListInstances of a region) and its
  * state in the engine below. */
 struct listing_job {
@@ -59,7 +53,7 @@ struct listing_job {
 	const char *action;
 	const struct sign_param *p;
 	size_t np;
-	listing_parse_fn parse;
+	answer_parse_fn parse;
 	void *arg;
 	int *failed;                  /* set when the listing failed; code/message say why */
 	char *code;                   /* [128] */
@@ -67,14 +61,8 @@ struct listing_job {
 	struct http_endpoint *ep;
 	int attempt, in_flight, done;
 	int64_t not_before;           /* monotonic ms: a retry waits for its backoff */
+	int64_t deadline;             /* monotonic ms: retry.deadline from the start */
 };
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
 
 static void abort_listings(struct http_client *http)
 {
@@ -85,74 +73,54 @@ static void abort_listings(struct http_client *http)
 		http_request_release(http, r);
 }
 
+/* The listing fails for good with code and message. */
+static int listing_failed(struct listing_job *j, const char *code, const char *message,
+			  const char *request_id)
+{
+	snprintf(j->code, 128, "%s", code);
+	snprintf(j->message, 768, "%s%s%s%s", message, request_id && *request_id ? " (request " : "",
+		 request_id ? request_id : "", request_id && *request_id ? ")" : "");
+	*j->failed = 1;
+	return 1;
+}
+
 /* A finished attempt: 1 when the job is done (parsed, or failed for good), 0 when it is to
- * be retried (not_before set), -1 for rejected credentials or no memory (err set). */
+ * be retried (not_before set), -1 for rejected credentials or no memory (err set).  What the
+ * answer means is the crawl's judgement (answer.h), and so are the retry rules. */
 static int listing_finished(struct listing_job *j, struct http_request *r, struct rate_limiter *rl,
 			    struct retry_rng *rng, const struct creds *creds, struct cs_error *err)
 {
 	const struct cfg_settings *s = j->s;
-	struct api_error aerr;
 	struct log_ctx ctx = { 0 };
-	char detail[512] = "";   /* parsers leave it unset for a service error */
-	enum api_result res;
-	enum retry_class cls = RETRY_TRANSIENT;
-	int64_t wait, retry_after = -1;
+	struct answer a;
+	int64_t wait, now = util_mono_ms();
 
-	if (r->result != CURLE_OK) {
-		snprintf(j->code, 128, "%s",
-			 r->result == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
-		snprintf(j->message, 768, "%s: %s", j->endpoint,
-			 r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
-		if (!http_result_transient(r->result))
-			cls = FAIL_INSTANCE;
-	} else {
-		res = j->parse(r->status, buf_str(&r->body), r->body.len, j->arg, &aerr, detail,
-			       sizeof(detail));
-		if (res == API_OK) {
-			rate_on_success(rl, util_mono_ms());
-			return 1;
-		}
-		if (res == API_NOMEM)
-			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-		{
-			/* a service message or a quoted body must not carry our secret onwards */
-			const char *secrets[] = { creds->access_key_secret, creds->security_token };
-
-			scrub_text(aerr.message, sizeof(aerr.message), secrets, 2);
-			scrub_text(detail, sizeof(detail), secrets, 2);
-		}
-		if (res == API_SERVICE_ERROR) {
-			snprintf(j->code, 128, "%s", aerr.code);
-			snprintf(j->message, 768, "%s%s%s%s", aerr.message,
-				 aerr.request_id[0] ? " (request " : "", aerr.request_id,
-				 aerr.request_id[0] ? ")" : "");
-			cls = retry_classify_code(aerr.code);
-			if (cls == FAIL_GROUP && r->status >= 500)
-				cls = RETRY_TRANSIENT;
-			retry_after = r->retry_after_ms;
-		} else {
-			snprintf(j->code, 128, "BadResponse");
-			snprintf(j->message, 768, "%s", detail);
-		}
-	}
-	if (cls == FAIL_CREDENTIALS)
-		return cs_error_set(err, CS_ERR_CREDENTIALS,
-				    "%s: the service rejected the credentials: %s: %s", j->subject,
-				    j->code, j->message);
-	if ((cls != RETRY_THROTTLE && cls != RETRY_TRANSIENT) || j->attempt >= s->max_attempts) {
-		*j->failed = 1;
+	answer_judge(r, j->endpoint, j->parse, j->arg, creds, &a);
+	if (a.res == API_OK) {
+		rate_on_success(rl, now);
 		return 1;
 	}
-	if (cls == RETRY_THROTTLE)
-		rate_on_throttle(rl, util_mono_ms());
+	if (a.res == API_NOMEM)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	if (a.cls == FAIL_CREDENTIALS)
+		return cs_error_set(err, CS_ERR_CREDENTIALS,
+				    "%s: the service rejected the credentials: %s: %s", j->subject,
+				    a.code, a.message);
+	if ((a.cls != RETRY_THROTTLE && a.cls != RETRY_TRANSIENT) || j->attempt >= s->max_attempts)
+		return listing_failed(j, a.code, a.message, a.request_id);
+	if (a.cls == RETRY_THROTTLE)
+		rate_on_throttle(rl, now);
 	wait = retry_backoff_ms(rng, j->attempt, s->base_delay_ms, s->max_delay_ms);
-	if (retry_after > wait)
-		wait = retry_after;
+	if (a.retry_after_ms > wait)
+		wait = a.retry_after_ms;
+	if (now + wait > j->deadline)
+		return listing_failed(j, "DeadlineExceeded", "the next attempt would pass the run "
+				      "deadline (retry.deadline)", NULL);
 	ctx.instance = j->instance;
-	ctx.code = j->code;
-	log_msg(LOG_DEBUG, &ctx, "%s: %s: %s; retrying in %lld ms", j->action, j->code,
-		j->message, (long long)wait);
-	j->not_before = util_mono_ms() + wait;
+	ctx.code = a.code;
+	log_msg(LOG_DEBUG, &ctx, "%s: %s; retrying in %lld ms", j->action, a.what,
+		(long long)wait);
+	j->not_before = now + wait;
 	return 0;
 }
 
@@ -160,8 +128,10 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
  * The one engine for listing calls: runs jobs concurrently (at most max_in_flight at once)
  * under the rate limiter rl, with the crawl's retry rules (throttling and transient faults
  * retried with backoff and x-acs-retry-after up to max_attempts; other failures classified
- * by Code and final).  Returns 0 with every job parsed or marked failed, or -1 for rejected
- * credentials (CS_ERR_CREDENTIALS) and for *stop becoming non-zero (CS_ERR_INTERRUPTED).
+ * by Code and final), within retry.deadline.  Waiting (for a backoff, a rate token or an
+ * answer) is http_poll's, which a signal wakes.  Returns 0 with every job parsed or marked
+ * failed, or -1 for rejected credentials (CS_ERR_CREDENTIALS) and for *stop becoming
+ * non-zero (CS_ERR_INTERRUPTED).
  */
 static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight,
 			struct rate_limiter *rl, struct http_client *http, const struct creds *creds,
@@ -178,6 +148,7 @@ static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight
 
 		if (http_endpoint_open(http, jobs[i].endpoint, &hopts, &jobs[i].ep, err) < 0)
 			return -1;
+		jobs[i].deadline = util_mono_ms() + s->deadline_ms;
 	}
 	while (left) {
 		struct http_request *r;
@@ -194,6 +165,13 @@ static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight
 
 			if (j->done || j->in_flight)
 				continue;
+			if (now >= j->deadline) {
+				listing_failed(j, "DeadlineExceeded", "the run deadline (retry.deadline) "
+					       "passed before the listing succeeded", NULL);
+				j->done = 1;
+				left--;
+				continue;
+			}
 			if (j->not_before > now) {
 				if (j->not_before < next)
 					next = j->not_before;
@@ -217,16 +195,14 @@ static int run_listings(struct listing_job *jobs, size_t n, size_t max_in_flight
 			j->in_flight = 1;
 			in_flight++;
 		}
+		if (!left)
+			break;
 		wait = next - now;
 		if (wait < 0)
 			wait = 0;
-		if (in_flight) {
-			if (http_poll(http, (int)(wait < 1000 ? wait : 1000), err) < 0) {
-				abort_listings(http);
-				return -1;
-			}
-		} else if (wait > 0) {
-			sleep_ms(wait < 100 ? wait : 100);
+		if (http_poll(http, (int)(wait < 1000 ? wait : 1000), err) < 0) {
+			abort_listings(http);
+			return -1;
 		}
 		while ((r = http_next_done(http))) {
 			struct listing_job *j = r->user;
@@ -257,13 +233,11 @@ static enum api_result parse_groups(long status, const char *body, size_t len, v
 				detail_len);
 }
 
-/* per process: ListGroupId's 10/s is per account */
-static struct rate_limiter group_rl;
-static int group_rl_ready;
-
-int discover_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
-		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
-		    struct cs_error *err)
+/* discover_groups under the caller's limiter (ListGroupId's 10/s is per account: one
+ * limiter serves every listing of a run). */
+static int list_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
+		       const struct creds *creds, volatile sig_atomic_t *stop,
+		       struct rate_limiter *rl, struct discovered *out, struct cs_error *err)
 {
 	struct listing_job *jobs = NULL;
 	struct sign_param *params = NULL;
@@ -282,10 +256,6 @@ int discover_groups(const struct cfg_instance *insts, size_t n, struct http_clie
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (!group_rl_ready) {
-		rate_init(&group_rl, DISCOVER_QPS, 1, util_mono_ms());
-		group_rl_ready = 1;
-	}
 	for (i = 0; i < n; i++) {
 		snprintf(subjects[i], sizeof(subjects[i]), "instance '%s'", insts[i].id);
 		params[i] = (struct sign_param){ "InstanceId", insts[i].id };
@@ -296,8 +266,7 @@ int discover_groups(const struct cfg_instance *insts, size_t n, struct http_clie
 						.arg = &out[i], .failed = &out[i].failed,
 						.code = out[i].code, .message = out[i].message };
 	}
-	if (run_listings(jobs, n, (size_t)insts[0].s.concurrency, &group_rl, http, creds, stop,
-			 err) < 0)
+	if (run_listings(jobs, n, (size_t)insts[0].s.concurrency, rl, http, creds, stop, err) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (out[i].failed) {
@@ -320,10 +289,21 @@ out:
 	return ret;
 }
 
-int discover_instance(const struct cfg_instance *inst, struct http_client *http,
-		      const struct creds *creds, struct discovered *out, struct cs_error *err)
+int discover_groups(const struct cfg_instance *insts, size_t n, struct http_client *http,
+		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
+		    struct cs_error *err)
 {
-	return discover_groups(inst, 1, http, creds, NULL, out, err);
+	struct rate_limiter rl;
+
+	rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
+	return list_groups(insts, n, http, creds, stop, &rl, out, err);
+}
+
+int discover_instance(const struct cfg_instance *inst, struct http_client *http,
+		      const struct creds *creds, volatile sig_atomic_t *stop,
+		      struct discovered *out, struct cs_error *err)
+{
+	return discover_groups(inst, 1, http, creds, stop, out, err);
 }
 
 static enum api_result parse_instances(long status, const char *body, size_t len, void *arg,
@@ -340,8 +320,7 @@ int discover_instances(const char *const *regions, const char *const *endpoints,
 		       const struct creds *creds, volatile sig_atomic_t *stop,
 		       struct discovered_instances *out, struct cs_error *err)
 {
-	static struct rate_limiter rl;   /* per process, at ListGroupId's documented rate */
-	static int rl_ready;
+	struct rate_limiter rl;          /* at ListGroupId's documented rate: none is published */
 	struct listing_job *jobs = NULL;
 	char (*subjects)[128] = NULL;
 	size_t i;
@@ -357,10 +336,7 @@ int discover_instances(const char *const *regions, const char *const *endpoints,
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (!rl_ready) {
-		rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
-		rl_ready = 1;
-	}
+	rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
 	for (i = 0; i < n; i++) {
 		snprintf(subjects[i], sizeof(subjects[i]), "region '%s'", regions[i]);
 		jobs[i] = (struct listing_job){ .subject = subjects[i], .endpoint = endpoints[i],
@@ -396,18 +372,23 @@ static int in_list(const char **list, size_t n, const char *s)
 
 int discover_all(const struct config *cfg, const char **only, size_t nonly,
 		 struct http_client *http, const struct creds *creds, struct store *st,
-		 int64_t run_id, struct discovered *out, struct cs_error *err)
+		 int64_t run_id, volatile sig_atomic_t *stop, struct discovered *out,
+		 struct cs_error *err)
 {
-	return discover_all_for(cfg, only, nonly, http, NULL, NULL, creds, st, run_id, out, err);
+	return discover_all_for(cfg, only, nonly, http, NULL, NULL, creds, st, run_id, stop, out,
+				err);
 }
 
 int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
 		     struct http_client *http,
 		     struct creds *(*creds_for)(void *arg, const struct cfg_instance *inst),
 		     void *arg, const struct creds *creds, struct store *st, int64_t run_id,
-		     struct discovered *out, struct cs_error *err)
+		     volatile sig_atomic_t *stop, struct discovered *out, struct cs_error *err)
 {
+	struct rate_limiter rl;
 	size_t i, k;
+
+	rate_init(&rl, DISCOVER_QPS, 1, util_mono_ms());
 
 	for (i = 0; i < cfg->ninstances; i++) {
 		const struct cfg_instance *inst = &cfg->instances[i];
@@ -439,7 +420,7 @@ int discover_all_for(const struct config *cfg, const char **only, size_t nonly,
 			const struct creds *use = creds_for ? creds_for(arg, inst) : creds;
 			struct cs_error derr = { 0 };
 
-			if (discover_instance(inst, http, use, &out[i], &derr) < 0) {
+			if (list_groups(inst, 1, http, use, stop, &rl, &out[i], &derr) < 0) {
 				/* a rejected identity of the instance's own fails that instance only */
 				if (derr.kind != CS_ERR_CREDENTIALS || use == creds)
 					return cs_error_set(err, derr.kind, "%s", derr.msg);

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import time
 
@@ -183,6 +184,42 @@ def test_groups_all_discovery():
         assert cs.query(db, "SELECT status, groups_failed FROM runs ORDER BY run_id DESC LIMIT 1") == [("partial", 1)]
 
 
+def test_discovery_stops_on_signal_and_deadline():
+    """ListGroupId runs under the crawl's rules: ^C ends a listing that waits for its answer
+    at once, and retry.deadline ends one that is throttled on and on."""
+    d = harness.tmpdir()
+    data = {"mqtt-a": {"GID_x": ["GID_x@@@1"]}}
+    path = cs.write_dataset(os.path.join(d, "data.json"), data)
+    db = os.path.join(d, "inv.db")
+    with Sim("--dataset", path, "--latency", "8000") as sim:
+        cfg = cs.write_config(os.path.join(d, "c.yaml"), [
+            {"id": "mqtt-a", "endpoint": sim.endpoint, "groups": "all"}], database=db,
+            defaults={"timeout": {"request": "20s"}})
+        p = subprocess.Popen(cs.command() + ["-c", cfg, "sync"], env=cs.cred_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while sim.stats()["by_action"].get("ListGroupId", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
+        assert p.returncode == 130, (p.returncode, err)
+        assert took < 4, "the listing's 8 s answer was waited for (%.1f s)" % took
+    with Sim("--dataset", path, "--fault", "SystemOverFlow=1@mqtt-a") as sim:
+        cfg = cs.write_config(os.path.join(d, "c.yaml"), [
+            {"id": "mqtt-a", "endpoint": sim.endpoint, "groups": "all"}], database=db,
+            defaults={"retry": {"max_attempts": 100, "base_delay": "100ms", "max_delay": "300ms",
+                                "deadline": "2s"}})
+        t0 = time.monotonic()
+        p = cs.run(["-c", cfg, "sync"])
+        took = time.monotonic() - t0
+        cs.expect(p, 1)
+        assert "DeadlineExceeded" in p.stderr and "ListGroupId" not in p.stdout, p.stderr
+        assert took < 30, took
+        assert sim.stats()["by_action"]["ListGroupId"] >= 3
+
+
 def test_check_online():
     d = harness.tmpdir()
     with Sim("--instances", "1", "--groups", "2", "--devices", "321") as sim:
@@ -356,5 +393,6 @@ def test_secret_appears_nowhere():
 
 if __name__ == "__main__":
     cs.main([test_credential_sources, test_v1_and_v3_sync, test_groups_all_discovery,
+             test_discovery_stops_on_signal_and_deadline,
              test_check_online, test_json_logs, test_quiet_without_terminal_and_progress_on_one,
              test_metrics_file, test_secret_appears_nowhere])
