@@ -102,10 +102,13 @@ static int listing_finished(struct listing_job *j, struct http_request *r, struc
 	}
 	if (a.res == API_NOMEM)
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	if (a.cls == FAIL_CREDENTIALS)
+	if (a.cls == FAIL_CREDENTIALS) {
+		/* an instance's own identity fails that instance alone: code and message say why */
+		listing_failed(j, a.code, a.message, a.request_id);
 		return cs_error_set(err, CS_ERR_CREDENTIALS,
 				    "%s: the service rejected the credentials: %s: %s", j->subject,
 				    a.code, a.message);
+	}
 	if ((a.cls != RETRY_THROTTLE && a.cls != RETRY_TRANSIENT) || j->attempt >= s->max_attempts)
 		return listing_failed(j, a.code, a.message, a.request_id);
 	if (a.cls == RETRY_THROTTLE)
