@@ -26,7 +26,8 @@
 #include "util.h"
 
 struct sync_args {
-	struct plan_filter f;
+	struct cli_common common;  /* --instance, --group */
+	struct plan_filter f;      /* points into common */
 	int dry_run;
 	int restart;
 	int64_t wait_ms;
@@ -34,82 +35,61 @@ struct sync_args {
 	int progress;  /* -1 auto (terminal), 0 off, 1 on */
 };
 
-static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
-{
-	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
+enum { O_DRY = 0x2001, O_RESTART, O_WAIT, O_METRICS, O_PROGRESS, O_NO_PROGRESS };
 
-	if (!p)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	p[(*n)++] = s;
-	*list = p;
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	struct sync_args *a = arg;
+
+	switch (c) {
+	case O_DRY:
+		a->dry_run = 1;
+		break;
+	case O_RESTART:
+		a->restart = 1;
+		break;
+	case O_WAIT:
+		if (util_parse_duration(v, &a->wait_ms) < 0)
+			return cs_error_set(err, CS_ERR_USAGE,
+					    "sync: --wait expects a duration like 30s or 5m, not '%s'", v);
+		break;
+	case O_METRICS:
+		a->metrics_file = v;
+		break;
+	case O_PROGRESS:
+		a->progress = 1;
+		break;
+	case O_NO_PROGRESS:
+		a->progress = 0;
+		break;
+	}
 	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct sync_args *a,
 		      struct cs_error *err)
 {
-	enum { O_DRY = 0x2001, O_RESTART, O_WAIT, O_METRICS, O_INSTANCE, O_GROUP, O_PROGRESS,
-	       O_NO_PROGRESS };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
 		{ "dry-run", no_argument, NULL, O_DRY },
 		{ "restart", no_argument, NULL, O_RESTART },
 		{ "wait", required_argument, NULL, O_WAIT },
 		{ "metrics-file", required_argument, NULL, O_METRICS },
 		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "no-progress", no_argument, NULL, O_NO_PROGRESS },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_options o = { "sync", 0, "", longopts, on_option, a };
+	int rc;
 
 	a->progress = -1;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_INSTANCE:
-			if (push(&a->f.instances, &a->f.ninstances, optarg, err) < 0)
-				return -1;
-			break;
-		case O_GROUP:
-			if (push(&a->f.groups, &a->f.ngroups, optarg, err) < 0)
-				return -1;
-			break;
-		case O_DRY:
-			a->dry_run = 1;
-			break;
-		case O_RESTART:
-			a->restart = 1;
-			break;
-		case O_WAIT:
-			if (util_parse_duration(optarg, &a->wait_ms) < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "sync: --wait expects a duration like 30s or 5m, not '%s'",
-						    optarg);
-			break;
-		case O_METRICS:
-			a->metrics_file = optarg;
-			break;
-		case O_PROGRESS:
-			a->progress = 1;
-			break;
-		case O_NO_PROGRESS:
-			a->progress = 0;
-			break;
-		case 'h':
-			cli_usage("sync", stdout);
-			return 1;
-		default:
-			if (cli_common_option("sync", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("sync", argc, argv, err) < 0)
-		return -1;
-	return 0;
+	rc = cli_parse_options(&o, argc, argv, g, &a->common, err);
+	a->f.instances = a->common.instances;
+	a->f.ninstances = a->common.ninstances;
+	a->f.groups = a->common.groups;
+	a->f.ngroups = a->common.ngroups;
+	return rc;
 }
 
 static int needs_discovery(const struct config *cfg, const struct plan_filter *f)
@@ -238,9 +218,10 @@ int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	memset(&totals, 0, sizeof(totals));
 	/* from here a signal asks to stop; each step below checks before it creates anything */
 	cli_signals_arm(NULL);
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc)
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
 		goto out_args;
+	ret = -1;
 	cli_setup_logging(g);
 	if (cli_database(g, 1, &cfg, &db_path, err) < 0)
 		goto out;
@@ -424,9 +405,6 @@ out:
 	identities_release(&ids);
 	config_free(cfg);
 out_args:
-	free(a.f.instances);
-	free(a.f.groups);
-	if (rc == 1 && ret == -1 && err->kind == CS_ERR_NONE)
-		return CMD_OK; /* --help */
+	cli_common_release(&a.common);
 	return ret;
 }
