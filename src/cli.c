@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "http.h"
 #include "report.h"
 
@@ -174,6 +175,19 @@ void cli_common_release(struct cli_common *common)
 	free(common->groups);
 	common->instances = common->groups = NULL;
 	common->ninstances = common->ngroups = 0;
+}
+
+int cli_select_groups(const char *cmd, struct store *st, const char *db_path,
+		      const struct cli_common *common, struct group_row **rows, size_t *n,
+		      struct cs_error *err)
+{
+	if (history_select_groups(st, common->instances, common->ninstances, common->groups,
+				  common->ngroups, rows, n, err) < 0)
+		return -1;
+	if (!*n && (common->ninstances || common->ngroups))
+		return cs_error_set(err, CS_ERR_USAGE, "%s: no group in %s matches the --instance "
+				    "and --group given", cmd, db_path);
+	return 0;
 }
 
 void cli_setup_logging(const struct cli_globals *g)

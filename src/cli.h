@@ -95,6 +95,15 @@ int cli_parse_options(const struct cli_options *o, int argc, char **argv,
 /* Frees what cli_parse_options allocated in common. */
 void cli_common_release(struct cli_common *common);
 
+struct store;
+struct group_row;
+/* The groups of st (at db_path) that common's --instance and --group select, all without
+ * them; a selection that matches none is a usage error of cmd.  Free *rows with
+ * history_groups_free.  0, or -1 with err set. */
+int cli_select_groups(const char *cmd, struct store *st, const char *db_path,
+		      const struct cli_common *common, struct group_row **rows, size_t *n,
+		      struct cs_error *err);
+
 /* Applies the verbosity and format to the log module. */
 void cli_setup_logging(const struct cli_globals *g);
 

@@ -441,13 +441,11 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	}
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0 || pin_group(st, &at, &pinned, err) < 0 ||
-	    history_select_groups(st, a.c.instances, a.c.ninstances, a.c.groups, a.c.ngroups, &groups,
-				  &ngroups, err) < 0)
+	    cli_select_groups("audit", st, db_path, &a.c, &groups, &ngroups, err) < 0)
 		goto out;
 	if (!ngroups) {
-		cs_error_set(err, a.c.ninstances || a.c.ngroups ? CS_ERR_USAGE : CS_ERR_RUNTIME,
-			     "audit: no group in %s%s", db_path, a.c.ninstances || a.c.ngroups
-			     ? " matches the --instance and --group given" : " (run 'credsync sync' first)");
+		cs_error_set(err, CS_ERR_RUNTIME, "audit: no group in %s (run 'credsync sync' first)",
+			     db_path);
 		goto out;
 	}
 	t0 = util_mono_ms();

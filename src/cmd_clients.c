@@ -199,14 +199,8 @@ int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 	}
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0 || pin_group(st, &at, &pinned, err) < 0 ||
-	    history_select_groups(st, a.c.instances, a.c.ninstances, a.c.groups, a.c.ngroups, &groups,
-				  &ngroups, err) < 0)
+	    cli_select_groups("clients", st, db_path, &a.c, &groups, &ngroups, err) < 0)
 		goto out;
-	if (!ngroups && (a.c.ninstances || a.c.ngroups)) {
-		cs_error_set(err, CS_ERR_USAGE, "clients: no group in %s matches the --instance and "
-			     "--group given", db_path);
-		goto out;
-	}
 	if (report_out_open(&out, a.c.output, err) < 0)
 		goto out;
 	k.out = out.f;

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic.h"
 #include "cli.h"
 #include "history.h"
 #include "report.h"
@@ -95,15 +94,15 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	struct diff_group *dg = NULL;
 	struct diff_report r;
 	struct diff_ref from, to;
-	struct atomic_file af;
+	struct report_out out;
 	const char *db_path;
 	int64_t pinned = 0, now = util_now_epoch();
 	size_t ngroups = 0, i, k = 0;
-	int ret, af_open = 0;
+	int ret;
 
 	memset(&a, 0, sizeof(a));
 	memset(&r, 0, sizeof(r));
-	memset(&af, 0, sizeof(af));
+	memset(&out, 0, sizeof(out));
 	ret = parse_args(argc, argv, g, &a, err);
 	if (ret != 0)
 		goto out;
@@ -158,29 +157,16 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	r.generated_epoch = now;
 	r.color = !a.c.output && a.c.format == REPORT_TEXT && isatty(STDOUT_FILENO) &&
 		  !getenv("NO_COLOR") && !(getenv("TERM") && !strcmp(getenv("TERM"), "dumb"));
-	if (a.c.output) {
-		if (atomic_open(&af, a.c.output, 0666, err) < 0)
-			goto out;
-		af_open = 1;
-	}
-	if (report_diff(af_open ? af.f : stdout, a.c.format, &r, err) < 0)
+	if (report_out_open(&out, a.c.output, err) < 0 ||
+	    report_diff(out.f, a.c.format, &r, err) < 0 || report_out_commit(&out, err) < 0)
 		goto out;
-	if (af_open) {
-		af_open = 0;
-		if (atomic_commit(&af, err) < 0)
-			goto out;
-	} else if (fflush(stdout) != 0) {
-		cs_error_set(err, CS_ERR_RUNTIME, "cannot write the report to standard output");
-		goto out;
-	}
 	for (i = 0; i < k; i++)
 		if (dg[i].status != DIFF_OK)
 			log_msg(LOG_INFO, NULL, "%s/%s: nothing to compare (no complete snapshot on one side)",
 				dg[i].g->instance_id, dg[i].g->group_id);
 	ret = a.detailed && (r.added || r.removed) ? CMD_CHANGES : CMD_OK;
 out:
-	if (af_open)
-		atomic_abort(&af);
+	report_out_abort(&out);
 	free(dg);
 	history_groups_free(groups, ngroups);
 	store_close(st);
