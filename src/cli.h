@@ -1,9 +1,10 @@
 /*
  * cli.h - what main.c shares with the cmd_*.c files: global options, the command contract,
- * and the helpers every command uses to load its config and find its database.
+ * the one option parser (cli_parse_options), and the helpers every command uses to load its
+ * config and find its database.
  *
  * A command returns a CMD_* status (>= 0) or -1 with err set; main.c alone turns either into
- * an exit status and prints the error.
+ * an exit status, prints the error, and prints the usage for CMD_HELP.
  */
 #ifndef CREDSYNC_CLI_H
 #define CREDSYNC_CLI_H

@@ -32,8 +32,7 @@ int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error 
 		{ NULL, 0, NULL, 0 },
 	};
 	long long limit = 0;
-	const struct cli_options o = { "snapshots", 0, "", longopts,
-				       on_option, &limit };
+	const struct cli_options o = { "snapshots", 0, "", longopts, on_option, &limit };
 	struct cli_common c;
 	const char *instance = NULL, *group = NULL, *db_path;
 	struct snap_writer w = { stdout, REPORT_TEXT, 0 };
