@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "http.h"
+#include "report.h"
 
 volatile sig_atomic_t cli_stop_signal;
 static volatile sig_atomic_t stop_armed;
@@ -80,20 +82,111 @@ int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_e
 	return cs_error_set(err, CS_ERR_USAGE, "unknown option");
 }
 
-int cli_common_option(const char *cmd, struct cli_globals *g, int c, char **argv,
-		      struct cs_error *err)
+static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
 {
-	if (c == '?')
-		return cs_error_set(err, CS_ERR_USAGE, "%s: unknown or incomplete option '%s'", cmd,
-				    argv[optind - 1]);
-	return cli_global_option(g, c, optarg, err) < 0 ? -1 : 0;
+	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
+
+	if (!p)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	p[(*n)++] = s;
+	*list = p;
+	return 0;
 }
 
-int cli_no_operands(const char *cmd, int argc, char **argv, struct cs_error *err)
+/* 1 when c was one of the shared options (and applied it), 0 when not, -1 on a bad value. */
+static int shared_option(const struct cli_options *o, struct cli_common *common, int c,
+			 const char *arg, struct cs_error *err)
 {
-	if (optind < argc)
-		return cs_error_set(err, CS_ERR_USAGE, "%s: unexpected argument '%s'", cmd,
+	int html = !!(o->flags & CLI_HTML);
+
+	switch (c) {
+	case CLI_OPT_FORMAT:
+		common->format = report_parse_format(arg, html ? REPORT_ALL : REPORT_LISTS);
+		if (common->format < 0)
+			return cs_error_set(err, CS_ERR_USAGE, "%s: --format expects %s, not '%s'",
+					    o->cmd, html ? "text, json, csv, ndjson or html"
+					    : "text, json, csv or ndjson", arg);
+		return 1;
+	case 'o':
+		common->output = arg;
+		return 1;
+	case CLI_OPT_INSTANCE:
+		return push(&common->instances, &common->ninstances, arg, err) < 0 ? -1 : 1;
+	case CLI_OPT_GROUP:
+		return push(&common->groups, &common->ngroups, arg, err) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
+static int is_global(int c)
+{
+	return c == 'c' || c == 'd' || c == 'v' || c == 'q' || c == CLI_OPT_LOG_FORMAT;
+}
+
+int cli_parse_options(const struct cli_options *o, int argc, char **argv,
+		      struct cli_globals *g, struct cli_common *common, struct cs_error *err)
+{
+	static const struct option globals[] = { CLI_GLOBAL_LONG };
+	static const struct option help = { "help", no_argument, NULL, 'h' };
+	const size_t nglobals = sizeof(globals) / sizeof(globals[0]);
+	struct option all[48];
+	char shortopts[64];
+	size_t n = 0;
+	int c, rc;
+
+	memset(common, 0, sizeof(*common));
+	common->format = REPORT_TEXT;
+	while (o->longopts[n].name)
+		n++;
+	if (nglobals + n + 2 > sizeof(all) / sizeof(all[0]) ||
+	    strlen(o->shortopts) + sizeof(CLI_GLOBAL_SHORT) + 3 > sizeof(shortopts))
+		return cs_error_set(err, CS_ERR_RUNTIME, "%s: too many options", o->cmd);
+	memcpy(all, globals, sizeof(globals));
+	memcpy(all + nglobals, o->longopts, n * sizeof(all[0]));
+	all[nglobals + n] = help;
+	memset(&all[nglobals + n + 1], 0, sizeof(all[0]));
+	/* '+': the options end at the first operand, unless the command takes operands */
+	snprintf(shortopts, sizeof(shortopts), "%s%s%sh", o->flags & CLI_OPERANDS ? "" : "+",
+		 CLI_GLOBAL_SHORT, o->shortopts);
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, all, NULL)) != -1) {
+		if (c == 'h')
+			return CMD_HELP;
+		if (c == '?')
+			return cs_error_set(err, CS_ERR_USAGE, "%s: unknown or incomplete option '%s'",
+					    o->cmd, argv[optind - 1]);
+		if (is_global(c))
+			rc = cli_global_option(g, c, optarg, err);
+		else if ((rc = shared_option(o, common, c, optarg, err)) == 0)
+			rc = o->option ? o->option(o->arg, c, optarg, err) : 0;
+		if (rc < 0)
+			return -1;
+	}
+	if (!(o->flags & CLI_OPERANDS) && optind < argc)
+		return cs_error_set(err, CS_ERR_USAGE, "%s: unexpected argument '%s'", o->cmd,
 				    argv[optind]);
+	return 0;
+}
+
+void cli_common_release(struct cli_common *common)
+{
+	free(common->instances);
+	free(common->groups);
+	common->instances = common->groups = NULL;
+	common->ninstances = common->ngroups = 0;
+}
+
+int cli_select_groups(const char *cmd, struct store *st, const char *db_path,
+		      const struct cli_common *common, struct group_row **rows, size_t *n,
+		      struct cs_error *err)
+{
+	if (history_select_groups(st, common->instances, common->ninstances, common->groups,
+				  common->ngroups, rows, n, err) < 0)
+		return -1;
+	if (!*n && (common->ninstances || common->ngroups))
+		return cs_error_set(err, CS_ERR_USAGE, "%s: no group in %s matches the --instance "
+				    "and --group given", cmd, db_path);
 	return 0;
 }
 

@@ -1,9 +1,10 @@
 /*
  * cli.h - what main.c shares with the cmd_*.c files: global options, the command contract,
- * and the helpers every command uses to load its config and find its database.
+ * the one option parser (cli_parse_options), and the helpers every command uses to load its
+ * config and find its database.
  *
  * A command returns a CMD_* status (>= 0) or -1 with err set; main.c alone turns either into
- * an exit status and prints the error.
+ * an exit status, prints the error, and prints the usage for CMD_HELP.
  */
 #ifndef CREDSYNC_CLI_H
 #define CREDSYNC_CLI_H
@@ -20,6 +21,7 @@ enum cmd_status {
 	CMD_OK = 0,
 	CMD_FAILED = 1,   /* ran, and some of the work failed (sync: a group failed) */
 	CMD_CHANGES = 2,  /* diff/audit --detailed-exitcode: there are changes (drift) */
+	CMD_HELP = 3,     /* -h/--help was given: main prints the command's usage, exits 0 */
 };
 
 struct cli_globals {
@@ -55,13 +57,53 @@ int cli_global_option(struct cli_globals *g, int c, const char *arg, struct cs_e
 	{ "quiet", no_argument, NULL, 'q' }, \
 	{ "log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT }
 
-/* What every command's option loop shares: '?' (an unknown option, or one missing its
- * argument) is a usage error naming it; anything else must be a global option.  Returns 0,
- * or -1 with err set. */
-int cli_common_option(const char *cmd, struct cli_globals *g, int c, char **argv,
+/* The options some commands share: a command lists those it takes in its option table
+ * with these values (and 'o' for -o, --output FILE), and cli_parse_options handles them. */
+#define CLI_OPT_FORMAT 0x1002    /* --format FMT: text, json, csv, ndjson (html: CLI_HTML) */
+#define CLI_OPT_INSTANCE 0x1003  /* --instance ID, repeatable */
+#define CLI_OPT_GROUP 0x1004     /* --group GID, repeatable */
+
+enum cli_parse_flags {
+	CLI_HTML = 1 << 0,      /* --format also accepts html */
+	CLI_OPERANDS = 1 << 1,  /* operands may stand among the options; the command reads them
+				 * from argv[optind..] (without it, any is a usage error) */
+};
+
+/* What the shared options said. */
+struct cli_common {
+	int format;                 /* a REPORT_* value; REPORT_TEXT without --format */
+	const char *output;         /* -o; NULL: stdout */
+	const char **instances, **groups;  /* malloc'd arrays of argv strings, in order */
+	size_t ninstances, ngroups;
+};
+
+/* One command's options: its table (shared ones included; the global options and -h,
+ * --help are added), and option() for those that are its own alone. */
+struct cli_options {
+	const char *cmd;                /* names the command in usage errors */
+	unsigned flags;                 /* enum cli_parse_flags */
+	const char *shortopts;          /* short options besides the global ones, getopt style */
+	const struct option *longopts;  /* { NULL } terminated */
+	int (*option)(void *arg, int c, const char *value, struct cs_error *err);
+	void *arg;
+};
+
+/* Parses argv (argv[0] is the command) into g, common and option(), in order: -h or --help
+ * ends the parse at once; an unknown or incomplete option is a usage error naming it.
+ * Returns 0, CMD_HELP, or -1 with err set.  Free common with cli_common_release. */
+int cli_parse_options(const struct cli_options *o, int argc, char **argv,
+		      struct cli_globals *g, struct cli_common *common, struct cs_error *err);
+/* Frees what cli_parse_options allocated in common. */
+void cli_common_release(struct cli_common *common);
+
+struct store;
+struct group_row;
+/* The groups of st (at db_path) that common's --instance and --group select, all without
+ * them; a selection that matches none is a usage error of cmd.  Free *rows with
+ * history_groups_free.  0, or -1 with err set. */
+int cli_select_groups(const char *cmd, struct store *st, const char *db_path,
+		      const struct cli_common *common, struct group_row **rows, size_t *n,
 		      struct cs_error *err);
-/* A usage error when operands are left after the options (no command takes any). */
-int cli_no_operands(const char *cmd, int argc, char **argv, struct cs_error *err);
 
 /* Applies the verbosity and format to the log module. */
 void cli_setup_logging(const struct cli_globals *g);

@@ -21,11 +21,9 @@
 #include "util.h"
 
 struct audit_args {
-	const char *expected, *column, *at, *output;
-	const char **instances, **groups;
-	size_t ninstances, ngroups;
+	const char *expected, *column, *at;
+	struct cli_common c;        /* --format, -o, --instance, --group */
 	int by_device;
-	int format;
 	int detailed;
 };
 
@@ -47,17 +45,6 @@ struct audit_view {
 	int64_t generated_epoch;
 };
 
-static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
-{
-	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
-
-	if (!p)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	p[(*n)++] = s;
-	*list = p;
-	return 0;
-}
-
 static int ends_with(const char *s, const char *tail)
 {
 	size_t a = strlen(s), b = strlen(tail);
@@ -65,72 +52,52 @@ static int ends_with(const char *s, const char *tail)
 	return a >= b && !strcasecmp(s + a - b, tail);
 }
 
+enum { O_EXPECTED = 0x2701, O_COLUMN, O_AT, O_BY, O_DETAILED };
+
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	struct audit_args *a = arg;
+
+	switch (c) {
+	case O_EXPECTED: a->expected = v; break;
+	case O_COLUMN: a->column = v; break;
+	case O_AT: a->at = v; break;
+	case O_DETAILED: a->detailed = 1; break;
+	case O_BY:
+		if (!strcmp(v, "device"))
+			a->by_device = 1;
+		else if (!strcmp(v, "client"))
+			a->by_device = 0;
+		else
+			return cs_error_set(err, CS_ERR_USAGE,
+					    "audit: --by expects device or client, not '%s'", v);
+		break;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct audit_args *a,
 		      struct cs_error *err)
 {
-	enum { O_EXPECTED = 0x2701, O_COLUMN, O_AT, O_BY, O_INSTANCE, O_GROUP, O_FORMAT,
-	       O_DETAILED };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
 		{ "expected", required_argument, NULL, O_EXPECTED },
 		{ "column", required_argument, NULL, O_COLUMN },
 		{ "at", required_argument, NULL, O_AT },
 		{ "by", required_argument, NULL, O_BY },
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
-		{ "format", required_argument, NULL, O_FORMAT },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
+		{ "format", required_argument, NULL, CLI_OPT_FORMAT },
 		{ "output", required_argument, NULL, 'o' },
 		{ "detailed-exitcode", no_argument, NULL, O_DETAILED },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_options o = { "audit", CLI_HTML, "o:", longopts, on_option, a };
+	int rc;
 
-	a->format = REPORT_TEXT;
 	a->by_device = 1;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_EXPECTED: a->expected = optarg; break;
-		case O_COLUMN: a->column = optarg; break;
-		case O_AT: a->at = optarg; break;
-		case 'o': a->output = optarg; break;
-		case O_DETAILED: a->detailed = 1; break;
-		case O_BY:
-			if (!strcmp(optarg, "device"))
-				a->by_device = 1;
-			else if (!strcmp(optarg, "client"))
-				a->by_device = 0;
-			else
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "audit: --by expects device or client, not '%s'", optarg);
-			break;
-		case O_INSTANCE:
-			if (push(&a->instances, &a->ninstances, optarg, err) < 0)
-				return -1;
-			break;
-		case O_GROUP:
-			if (push(&a->groups, &a->ngroups, optarg, err) < 0)
-				return -1;
-			break;
-		case O_FORMAT:
-			a->format = report_parse_format(optarg, REPORT_ALL);
-			if (a->format < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "audit: --format expects text, json, csv, ndjson or html, "
-						    "not '%s'", optarg);
-			break;
-		case 'h':
-			cli_usage("audit", stdout);
-			return 1;
-		default:
-			if (cli_common_option("audit", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("audit", argc, argv, err) < 0)
-		return -1;
+	rc = cli_parse_options(&o, argc, argv, g, &a->c, err);
+	if (rc != 0)
+		return rc;
 	if (!a->expected)
 		return cs_error_set(err, CS_ERR_USAGE, "audit: --expected FILE is required (the "
 				    "register: one ID per line, or a CSV file with --column NAME)");
@@ -172,7 +139,7 @@ static int on_unexpected(void *arg, const char *id, size_t len, int64_t line)
 	size_t dlen;
 
 	(void)line;
-	switch (k->v->a->format) {
+	switch (k->v->a->c.format) {
 	case REPORT_TEXT:
 		buf_puts(b, "  unexpected  ");
 		report_text_id(b, id, len);
@@ -225,7 +192,7 @@ static int on_missing(void *arg, const char *id, size_t len, int64_t line)
 	struct sink *k = arg;
 	struct cs_buf *b = k->b;
 
-	switch (k->v->a->format) {
+	switch (k->v->a->c.format) {
 	case REPORT_TEXT:
 		buf_puts(b, "  missing  ");
 		report_text_id(b, id, len);
@@ -304,7 +271,7 @@ static int render(FILE *out, struct cs_buf *b, const struct audit_view *v, struc
 	char when[21];
 	size_t i;
 
-	switch (a->format) {
+	switch (a->c.format) {
 	case REPORT_TEXT:
 		buf_printf(b, "audit at '%s' by %s against %s: %" PRId64 " register ID(s), %zu group(s), %"
 			   PRId64 " client(s), %" PRId64 " unexpected, %" PRId64 " missing\n", v->at_text,
@@ -457,15 +424,16 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	const char *db_path;
 	int64_t pinned = 0, t0;
 	size_t ngroups = 0, i;
-	int ret = -1, rc;
+	int ret;
 
 	memset(&a, 0, sizeof(a));
 	memset(&v, 0, sizeof(v));
 	memset(&reg, 0, sizeof(reg));
 	memset(&out, 0, sizeof(out));
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc)
-		goto out_args;
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
 	cli_setup_logging(g);
 	if (history_parse_ref(a.at ? a.at : "latest", util_now_epoch(), &at, err) < 0) {
 		cs_error_prefix(err, "audit: --at: ");
@@ -473,13 +441,11 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	}
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0 || pin_group(st, &at, &pinned, err) < 0 ||
-	    history_select_groups(st, a.instances, a.ninstances, a.groups, a.ngroups, &groups,
-				  &ngroups, err) < 0)
+	    cli_select_groups("audit", st, db_path, &a.c, &groups, &ngroups, err) < 0)
 		goto out;
 	if (!ngroups) {
-		cs_error_set(err, a.ninstances || a.ngroups ? CS_ERR_USAGE : CS_ERR_RUNTIME,
-			     "audit: no group in %s%s", db_path, a.ninstances || a.ngroups
-			     ? " matches the --instance and --group given" : " (run 'credsync sync' first)");
+		cs_error_set(err, CS_ERR_RUNTIME, "audit: no group in %s (run 'credsync sync' first)",
+			     db_path);
 		goto out;
 	}
 	t0 = util_mono_ms();
@@ -530,7 +496,7 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	v.reg = &reg;
 	v.groups = ag;
 	v.generated_epoch = util_now_epoch();
-	if (report_out_open(&out, a.output, err) < 0 || render(out.f, &b, &v, err) < 0 ||
+	if (report_out_open(&out, a.c.output, err) < 0 || render(out.f, &b, &v, err) < 0 ||
 	    report_flush(out.f, &b, 1, err) < 0 || report_out_commit(&out, err) < 0)
 		goto out;
 	if (reg.skipped)
@@ -551,10 +517,6 @@ out:
 	history_groups_free(groups, ngroups);
 	store_close(st);
 	config_free(cfg);
-out_args:
-	free(a.instances);
-	free(a.groups);
-	if (rc > 0)
-		return CMD_OK;
+	cli_common_release(&a.c);
 	return ret;
 }

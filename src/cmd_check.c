@@ -173,41 +173,39 @@ static int check_database(const char *db)
 	return bad;
 }
 
+enum { O_ONLINE = 0x2401 };
+
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	(void)v;
+	(void)err;
+	if (c == O_ONLINE)
+		*(int *)arg = 1;
+	return 0;
+}
+
 int cmd_check(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 {
-	enum { O_ONLINE = 0x2401 };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
 		{ "online", no_argument, NULL, O_ONLINE },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int online = 0;
+	const struct cli_options o = { "check", 0, "", longopts, on_option, &online };
+	struct cli_common common;
 	struct config *cfg = NULL;
 	struct identities ids;
 	struct stat sb;
 	const char *db;
 	char meta[512];
-	int online = 0, c, ret = -1, discovered, db_bad = 0;
+	int c, ret, discovered, db_bad = 0;
 	size_t ngroups, i, bad = 0;
 
 	memset(&ids, 0, sizeof(ids));
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_ONLINE:
-			online = 1;
-			break;
-		case 'h':
-			cli_usage("check", stdout);
-			return CMD_OK;
-		default:
-			if (cli_common_option("check", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("check", argc, argv, err) < 0)
-		return -1;
+	ret = cli_parse_options(&o, argc, argv, g, &common, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
 	cli_setup_logging(g);
 	if (cli_load_config(g, &cfg, err) < 0)
 		goto out;
@@ -257,5 +255,6 @@ out:
 	fflush(stdout);
 	identities_release(&ids);
 	config_free(cfg);
+	cli_common_release(&common);
 	return ret;
 }

@@ -16,72 +16,39 @@
 #include "util.h"
 
 struct clients_args {
-	const char *at, *match, *output;
-	const char **instances, **groups;
-	size_t ninstances, ngroups;
-	int format;
+	const char *at, *match;
+	struct cli_common c;        /* --format, -o, --instance, --group */
 };
 
-static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
-{
-	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
+enum { O_AT = 0x2501, O_MATCH };
 
-	if (!p)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	p[(*n)++] = s;
-	*list = p;
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	struct clients_args *a = arg;
+
+	(void)err;
+	if (c == O_AT)
+		a->at = v;
+	else if (c == O_MATCH)
+		a->match = v;
 	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct clients_args *a,
 		      struct cs_error *err)
 {
-	enum { O_AT = 0x2501, O_INSTANCE, O_GROUP, O_MATCH, O_FORMAT };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
 		{ "at", required_argument, NULL, O_AT },
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
 		{ "match", required_argument, NULL, O_MATCH },
-		{ "format", required_argument, NULL, O_FORMAT },
+		{ "format", required_argument, NULL, CLI_OPT_FORMAT },
 		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_options o = { "clients", 0, "o:", longopts, on_option, a };
 
-	a->format = REPORT_TEXT;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_AT: a->at = optarg; break;
-		case O_MATCH: a->match = optarg; break;
-		case 'o': a->output = optarg; break;
-		case O_INSTANCE:
-			if (push(&a->instances, &a->ninstances, optarg, err) < 0)
-				return -1;
-			break;
-		case O_GROUP:
-			if (push(&a->groups, &a->ngroups, optarg, err) < 0)
-				return -1;
-			break;
-		case O_FORMAT:
-			a->format = report_parse_format(optarg, REPORT_LISTS);
-			if (a->format < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "clients: --format expects text, json, csv or ndjson, "
-						    "not '%s'", optarg);
-			break;
-		case 'h':
-			cli_usage("clients", stdout);
-			return 1;
-		default:
-			if (cli_common_option("clients", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	return cli_no_operands("clients", argc, argv, err);
+	return cli_parse_options(&o, argc, argv, g, &a->c, err);
 }
 
 struct sink {
@@ -216,14 +183,15 @@ int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 	const char *db_path;
 	int64_t pinned = 0, clients = 0, missing = 0;
 	size_t ngroups = 0, i, listed = 0;
-	int ret = -1, rc;
+	int ret;
 
 	memset(&a, 0, sizeof(a));
 	memset(&out, 0, sizeof(out));
 	memset(&k, 0, sizeof(k));
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc)
-		goto out_args;
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
 	cli_setup_logging(g);
 	if (history_parse_ref(a.at ? a.at : "latest", util_now_epoch(), &at, err) < 0) {
 		cs_error_prefix(err, "clients: --at: ");
@@ -231,20 +199,14 @@ int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 	}
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0 || pin_group(st, &at, &pinned, err) < 0 ||
-	    history_select_groups(st, a.instances, a.ninstances, a.groups, a.ngroups, &groups,
-				  &ngroups, err) < 0)
+	    cli_select_groups("clients", st, db_path, &a.c, &groups, &ngroups, err) < 0)
 		goto out;
-	if (!ngroups && (a.ninstances || a.ngroups)) {
-		cs_error_set(err, CS_ERR_USAGE, "clients: no group in %s matches the --instance and "
-			     "--group given", db_path);
-		goto out;
-	}
-	if (report_out_open(&out, a.output, err) < 0)
+	if (report_out_open(&out, a.c.output, err) < 0)
 		goto out;
 	k.out = out.f;
-	k.fmt = a.format;
+	k.fmt = a.c.format;
 	k.err = err;
-	if (a.format == REPORT_JSON) {
+	if (a.c.format == REPORT_JSON) {
 		buf_puts(&k.b, "{\"at\": ");
 		report_json_string(&k.b, at.text);
 		buf_puts(&k.b, ", \"match\": ");
@@ -253,7 +215,7 @@ int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 		else
 			buf_puts(&k.b, "null");
 		buf_puts(&k.b, ", \"groups\": [");
-	} else if (a.format == REPORT_CSV) {
+	} else if (a.c.format == REPORT_CSV) {
 		buf_puts(&k.b, "instance_id,group_id,snapshot_id,snapshot_at,client_id,device_id\r\n");
 	}
 	for (i = 0; i < ngroups; i++) {
@@ -279,13 +241,13 @@ int cmd_clients(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 					   &k, err) != 0) {
 			goto out;
 		}
-		if (a.format == REPORT_JSON)
+		if (a.c.format == REPORT_JSON)
 			buf_printf(&k.b, "%s], \"count\": %" PRId64 "}", k.n ? "\n  " : "", k.n);
 		clients += k.n;
 		k.total++;
 		listed++;
 	}
-	if (a.format == REPORT_JSON)
+	if (a.c.format == REPORT_JSON)
 		buf_printf(&k.b, "%s], \"summary\": {\"groups\": %zu, \"groups_without_snapshot\": %"
 			   PRId64 ", \"clients\": %" PRId64 "}}\n", listed ? "\n" : "", listed, missing,
 			   clients);
@@ -300,10 +262,6 @@ out:
 	history_groups_free(groups, ngroups);
 	store_close(st);
 	config_free(cfg);
-out_args:
-	free(a.instances);
-	free(a.groups);
-	if (rc > 0)
-		return CMD_OK;
+	cli_common_release(&a.c);
 	return ret;
 }

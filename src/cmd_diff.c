@@ -9,65 +9,55 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic.h"
 #include "cli.h"
 #include "history.h"
 #include "report.h"
 #include "util.h"
 
 struct diff_args {
-	const char *from, *to, *instance, *group, *output;
-	int format;
+	const char *from, *to;
+	const char *instance, *group;  /* the last --instance, --group */
+	struct cli_common c;           /* --format, -o, --instance, --group */
 	int detailed;
 };
+
+enum { O_FROM = 0x2101, O_TO, O_DETAILED };
+
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	struct diff_args *a = arg;
+
+	(void)err;
+	switch (c) {
+	case O_FROM: a->from = v; break;
+	case O_TO: a->to = v; break;
+	case O_DETAILED: a->detailed = 1; break;
+	}
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct diff_args *a,
 		      struct cs_error *err)
 {
-	enum { O_FROM = 0x2101, O_TO, O_INSTANCE, O_GROUP, O_FORMAT, O_DETAILED };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
 		{ "from", required_argument, NULL, O_FROM },
 		{ "to", required_argument, NULL, O_TO },
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
-		{ "format", required_argument, NULL, O_FORMAT },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
+		{ "format", required_argument, NULL, CLI_OPT_FORMAT },
 		{ "output", required_argument, NULL, 'o' },
 		{ "detailed-exitcode", no_argument, NULL, O_DETAILED },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_options o = { "diff", CLI_HTML, "o:", longopts, on_option, a };
+	int rc = cli_parse_options(&o, argc, argv, g, &a->c, err);
 
-	a->format = REPORT_TEXT;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_FROM: a->from = optarg; break;
-		case O_TO: a->to = optarg; break;
-		case O_INSTANCE: a->instance = optarg; break;
-		case O_GROUP: a->group = optarg; break;
-		case 'o': a->output = optarg; break;
-		case O_DETAILED: a->detailed = 1; break;
-		case O_FORMAT:
-			a->format = report_parse_format(optarg, REPORT_ALL);
-			if (a->format < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "diff: --format expects text, json, csv, ndjson or html, not '%s'",
-						    optarg);
-			break;
-		case 'h':
-			cli_usage("diff", stdout);
-			return 1;
-		default:
-			if (cli_common_option("diff", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("diff", argc, argv, err) < 0)
-		return -1;
-	return 0;
+	/* a diff selects one instance and one group at the most: the last given counts */
+	if (a->c.ninstances)
+		a->instance = a->c.instances[a->c.ninstances - 1];
+	if (a->c.ngroups)
+		a->group = a->c.groups[a->c.ngroups - 1];
+	return rc;
 }
 
 /* A snapshot REF pins the diff to that snapshot's group. */
@@ -104,23 +94,24 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	struct diff_group *dg = NULL;
 	struct diff_report r;
 	struct diff_ref from, to;
-	struct atomic_file af;
+	struct report_out out;
 	const char *db_path;
 	int64_t pinned = 0, now = util_now_epoch();
 	size_t ngroups = 0, i, k = 0;
-	int ret = -1, rc, af_open = 0;
+	int ret;
 
 	memset(&a, 0, sizeof(a));
 	memset(&r, 0, sizeof(r));
-	memset(&af, 0, sizeof(af));
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc)
-		return rc > 0 ? CMD_OK : -1;
+	memset(&out, 0, sizeof(out));
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
 	cli_setup_logging(g);
 	if (history_parse_ref(a.from ? a.from : "previous", now, &from, err) < 0 ||
 	    history_parse_ref(a.to ? a.to : "latest", now, &to, err) < 0) {
 		cs_error_prefix(err, "diff: ");
-		return -1;
+		goto out;
 	}
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0)
@@ -164,34 +155,22 @@ int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	r.groups = dg;
 	r.n = k;
 	r.generated_epoch = now;
-	r.color = !a.output && a.format == REPORT_TEXT && isatty(STDOUT_FILENO) &&
+	r.color = !a.c.output && a.c.format == REPORT_TEXT && isatty(STDOUT_FILENO) &&
 		  !getenv("NO_COLOR") && !(getenv("TERM") && !strcmp(getenv("TERM"), "dumb"));
-	if (a.output) {
-		if (atomic_open(&af, a.output, 0666, err) < 0)
-			goto out;
-		af_open = 1;
-	}
-	if (report_diff(af_open ? af.f : stdout, a.format, &r, err) < 0)
+	if (report_out_open(&out, a.c.output, err) < 0 ||
+	    report_diff(out.f, a.c.format, &r, err) < 0 || report_out_commit(&out, err) < 0)
 		goto out;
-	if (af_open) {
-		af_open = 0;
-		if (atomic_commit(&af, err) < 0)
-			goto out;
-	} else if (fflush(stdout) != 0) {
-		cs_error_set(err, CS_ERR_RUNTIME, "cannot write the report to standard output");
-		goto out;
-	}
 	for (i = 0; i < k; i++)
 		if (dg[i].status != DIFF_OK)
 			log_msg(LOG_INFO, NULL, "%s/%s: nothing to compare (no complete snapshot on one side)",
 				dg[i].g->instance_id, dg[i].g->group_id);
 	ret = a.detailed && (r.added || r.removed) ? CMD_CHANGES : CMD_OK;
 out:
-	if (af_open)
-		atomic_abort(&af);
+	report_out_abort(&out);
 	free(dg);
 	history_groups_free(groups, ngroups);
 	store_close(st);
 	config_free(cfg);
+	cli_common_release(&a.c);
 	return ret;
 }

@@ -18,74 +18,35 @@
 #include "util.h"
 
 struct history_args {
-	const char *pattern, *output;
-	const char **instances, **groups;
-	size_t ninstances, ngroups;
-	int format;
+	const char *pattern;
+	struct cli_common c;        /* --format, -o, --instance, --group */
 };
-
-static int push(const char ***list, size_t *n, const char *s, struct cs_error *err)
-{
-	const char **p = realloc(*list, (*n + 1) * sizeof(*p));
-
-	if (!p)
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	p[(*n)++] = s;
-	*list = p;
-	return 0;
-}
 
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct history_args *a,
 		      struct cs_error *err)
 {
-	enum { O_INSTANCE = 0x2601, O_GROUP, O_FORMAT };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
-		{ "format", required_argument, NULL, O_FORMAT },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
+		{ "format", required_argument, NULL, CLI_OPT_FORMAT },
 		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_options o = { "history", CLI_OPERANDS, "o:", longopts, NULL, NULL };
+	int rc = cli_parse_options(&o, argc, argv, g, &a->c, err);
 
-	a->format = REPORT_TEXT;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, CLI_GLOBAL_SHORT "o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o': a->output = optarg; break;
-		case O_INSTANCE:
-			if (push(&a->instances, &a->ninstances, optarg, err) < 0)
-				return -1;
-			break;
-		case O_GROUP:
-			if (push(&a->groups, &a->ngroups, optarg, err) < 0)
-				return -1;
-			break;
-		case O_FORMAT:
-			a->format = report_parse_format(optarg, REPORT_LISTS);
-			if (a->format < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "history: --format expects text, json, csv or ndjson, "
-						    "not '%s'", optarg);
-			break;
-		case 'h':
-			cli_usage("history", stdout);
-			return 1;
-		default:
-			if (cli_common_option("history", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
+	if (rc != 0)
+		return rc;
 	if (optind >= argc)
 		return cs_error_set(err, CS_ERR_USAGE,
 				    "history: name a client ID, a device ID or a glob (like 'meter-*')");
 	a->pattern = argv[optind++];
 	if (!*a->pattern)
 		return cs_error_set(err, CS_ERR_USAGE, "history: the ID is empty");
-	return cli_no_operands("history", argc, argv, err);
+	if (optind < argc)
+		return cs_error_set(err, CS_ERR_USAGE, "history: unexpected argument '%s'",
+				    argv[optind]);
+	return 0;
 }
 
 struct sink {
@@ -297,37 +258,32 @@ int cmd_history(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 	struct cs_buf pruned = CS_BUF_INIT, pruned_json = CS_BUF_INIT;
 	const char *db_path;
 	size_t ngroups = 0, i;
-	int ret = -1, rc, is_glob;
+	int ret, rc, is_glob;
 
 	memset(&a, 0, sizeof(a));
 	memset(&out, 0, sizeof(out));
 	memset(&k, 0, sizeof(k));
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc)
-		goto out_args;
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
 	cli_setup_logging(g);
 	/* an ID holding a glob character can still be asked for exactly: [*] matches '*' */
 	is_glob = strpbrk(a.pattern, "*?[") != NULL;
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0 ||
-	    history_select_groups(st, a.instances, a.ninstances, a.groups, a.ngroups, &groups,
-				  &ngroups, err) < 0)
+	    cli_select_groups("history", st, db_path, &a.c, &groups, &ngroups, err) < 0)
 		goto out;
-	if (!ngroups && (a.ninstances || a.ngroups)) {
-		cs_error_set(err, CS_ERR_USAGE, "history: no group in %s matches the --instance and "
-			     "--group given", db_path);
-		goto out;
-	}
-	if (report_out_open(&out, a.output, err) < 0)
+	if (report_out_open(&out, a.c.output, err) < 0)
 		goto out;
 	k.out = out.f;
-	k.fmt = a.format;
+	k.fmt = a.c.format;
 	k.err = err;
-	if (a.format == REPORT_JSON) {
+	if (a.c.format == REPORT_JSON) {
 		buf_puts(&k.b, "{\"query\": ");
 		report_json_string(&k.b, a.pattern);
 		buf_printf(&k.b, ", \"glob\": %s, \"clients\": [", is_glob ? "true" : "false");
-	} else if (a.format == REPORT_CSV) {
+	} else if (a.c.format == REPORT_CSV) {
 		buf_puts(&k.b, "instance_id,group_id,client_id,device_id,event,snapshot_id,run_id,at,"
 			       "history_pruned_before\r\n");
 	}
@@ -345,7 +301,7 @@ int cmd_history(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 		if (!k.pruned_before)
 			continue;
 		/* the notice, for every selected group: an ID absent now may be in what was pruned */
-		if (a.format == REPORT_TEXT && k.clients > before_clients)
+		if (a.c.format == REPORT_TEXT && k.clients > before_clients)
 			buf_printf(&k.b, "%s/%s: history before snapshot %" PRId64 " was pruned\n",
 				   groups[i].instance_id, groups[i].group_id, k.pruned_before);
 		if (pruned.len) {
@@ -360,7 +316,7 @@ int cmd_history(int argc, char **argv, struct cli_globals *g, struct cs_error *e
 		report_json_string(&pruned_json, groups[i].group_id);
 		buf_printf(&pruned_json, ", \"before_snapshot\": %" PRId64 "}", k.pruned_before);
 	}
-	if (a.format == REPORT_JSON)
+	if (a.c.format == REPORT_JSON)
 		buf_printf(&k.b, "%s], \"pruned\": [%s], \"summary\": {\"clients\": %" PRId64
 			   ", \"events\": %" PRId64 "}}\n", k.clients ? "\n" : "", buf_str(&pruned_json),
 			   k.clients, k.events);
@@ -388,10 +344,6 @@ out:
 	history_groups_free(groups, ngroups);
 	store_close(st);
 	config_free(cfg);
-out_args:
-	free(a.instances);
-	free(a.groups);
-	if (rc > 0 && ret < 0 && err->kind == CS_ERR_NONE)
-		return CMD_OK;
+	cli_common_release(&a.c);
 	return ret;
 }

@@ -312,66 +312,63 @@ static int put_instance(struct cs_buf *b, const struct init_instance *in, int gr
 	return usable;
 }
 
+enum { O_REGION = 0x2501, O_ALL_REGIONS, O_GROUPS_ALL, O_FORCE };
+
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	struct init_args *a = arg;
+	const char **list;
+	size_t i;
+
+	switch (c) {
+	case O_REGION:
+		if (!regions_valid(v))
+			return cs_error_set(err, CS_ERR_USAGE,
+					    "init: --region expects a region name like "
+					    "cn-hangzhou, not '%s'", v);
+		for (i = 0; i < a->nregions; i++)
+			if (!strcmp(a->regions[i], v))
+				return 0;
+		list = realloc(a->regions, (a->nregions + 1) * sizeof(*list));
+		if (!list)
+			return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		a->regions = list;
+		a->regions[a->nregions++] = v;
+		break;
+	case O_ALL_REGIONS:
+		a->all_regions = 1;
+		break;
+	case O_GROUPS_ALL:
+		a->groups_all = 1;
+		break;
+	case O_FORCE:
+		a->force = 1;
+		break;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli_globals *g, struct init_args *a,
 		      struct cs_error *err)
 {
-	enum { O_REGION = 0x2501, O_ALL_REGIONS, O_GROUPS_ALL, O_FORCE };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
 		{ "region", required_argument, NULL, O_REGION },
 		{ "all-regions", no_argument, NULL, O_ALL_REGIONS },
 		{ "groups-all", no_argument, NULL, O_GROUPS_ALL },
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, O_FORCE },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char **v;
+	const struct cli_options o = { "init", 0, "o:", longopts, on_option, a };
+	struct cli_common common;
 	size_t i;
-	int c;
+	int rc;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "ho:", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_REGION:
-			if (!regions_valid(optarg))
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "init: --region expects a region name like "
-						    "cn-hangzhou, not '%s'", optarg);
-			for (i = 0; i < a->nregions; i++)
-				if (!strcmp(a->regions[i], optarg))
-					break;
-			if (i < a->nregions)
-				break;
-			v = realloc(a->regions, (a->nregions + 1) * sizeof(*v));
-			if (!v)
-				return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-			a->regions = v;
-			a->regions[a->nregions++] = optarg;
-			break;
-		case O_ALL_REGIONS:
-			a->all_regions = 1;
-			break;
-		case O_GROUPS_ALL:
-			a->groups_all = 1;
-			break;
-		case 'o':
-			a->output = optarg;
-			break;
-		case O_FORCE:
-			a->force = 1;
-			break;
-		case 'h':
-			cli_usage("init", stdout);
-			return 1;
-		default:
-			if (cli_common_option("init", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("init", argc, argv, err) < 0)
-		return -1;
+	rc = cli_parse_options(&o, argc, argv, g, &common, err);
+	a->output = common.output;
+	cli_common_release(&common);
+	if (rc != 0)
+		return rc;
 	if (a->all_regions) {
 		for (i = 0; regions_known[i]; i++)
 			;
@@ -444,16 +441,15 @@ int cmd_init(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 	const char *tmpl = getenv(REGIONS_TEMPLATE_ENV);
 	char *out = NULL, *database = NULL;
 	size_t i, j, k, ninst = 0, cap = 0, written = 0;
-	int ret = -1, rc, failed = 0;
+	int ret, rc, failed = 0;
 
 	memset(&a, 0, sizeof(a));
 	memset(&creds, 0, sizeof(creds));
 	memset(&af, 0, sizeof(af));
-	rc = parse_args(argc, argv, g, &a, err);
-	if (rc != 0) {
-		free(a.regions);
-		return rc > 0 ? CMD_OK : -1;
-	}
+	ret = parse_args(argc, argv, g, &a, err);
+	if (ret != 0)
+		goto cleanup;
+	ret = -1;
 	cli_setup_logging(g);
 	if (tmpl && !*tmpl)
 		tmpl = NULL;

@@ -6,56 +6,50 @@
 #include "history.h"
 #include "report.h"
 
+enum { O_LIMIT = 0x2201 };
+
+static int on_option(void *arg, int c, const char *v, struct cs_error *err)
+{
+	long long *limit = arg;
+	char *end;
+
+	if (c == O_LIMIT) {
+		*limit = strtoll(v, &end, 10);
+		if (end == v || *end || *limit < 0)
+			return cs_error_set(err, CS_ERR_USAGE,
+					    "snapshots: --limit expects a count, not '%s'", v);
+	}
+	return 0;
+}
+
 int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error *err)
 {
-	enum { O_INSTANCE = 0x2201, O_GROUP, O_LIMIT, O_FORMAT };
 	static const struct option longopts[] = {
-		CLI_GLOBAL_LONG,
-		{ "instance", required_argument, NULL, O_INSTANCE },
-		{ "group", required_argument, NULL, O_GROUP },
+		{ "instance", required_argument, NULL, CLI_OPT_INSTANCE },
+		{ "group", required_argument, NULL, CLI_OPT_GROUP },
 		{ "limit", required_argument, NULL, O_LIMIT },
-		{ "format", required_argument, NULL, O_FORMAT },
-		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, CLI_OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
+	long long limit = 0;
+	const struct cli_options o = { "snapshots", 0, "", longopts, on_option, &limit };
+	struct cli_common c;
 	const char *instance = NULL, *group = NULL, *db_path;
 	struct snap_writer w = { stdout, REPORT_TEXT, 0 };
 	struct config *cfg = NULL;
 	struct store *st = NULL;
-	long long limit = 0;
-	char *end;
-	int c, rc, ret = -1;
+	int ret;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" CLI_GLOBAL_SHORT "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_INSTANCE: instance = optarg; break;
-		case O_GROUP: group = optarg; break;
-		case O_LIMIT:
-			limit = strtoll(optarg, &end, 10);
-			if (end == optarg || *end || limit < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "snapshots: --limit expects a count, not '%s'", optarg);
-			break;
-		case O_FORMAT:
-			rc = report_parse_format(optarg, REPORT_LISTS);
-			if (rc < 0)
-				return cs_error_set(err, CS_ERR_USAGE,
-						    "snapshots: --format expects text, json, csv or ndjson, not '%s'",
-						    optarg);
-			w.fmt = rc;
-			break;
-		case 'h':
-			cli_usage("snapshots", stdout);
-			return CMD_OK;
-		default:
-			if (cli_common_option("snapshots", g, c, argv, err) < 0)
-				return -1;
-		}
-	}
-	if (cli_no_operands("snapshots", argc, argv, err) < 0)
-		return -1;
+	ret = cli_parse_options(&o, argc, argv, g, &c, err);
+	if (ret != 0)
+		goto out;
+	ret = -1;
+	/* one instance and one group at the most: the last given counts */
+	if (c.ninstances)
+		instance = c.instances[c.ninstances - 1];
+	if (c.ngroups)
+		group = c.groups[c.ngroups - 1];
+	w.fmt = c.format;
 	cli_setup_logging(g);
 	if (cli_database(g, 0, &cfg, &db_path, err) < 0 ||
 	    store_open(&st, db_path, STORE_READ, err) < 0)
@@ -72,5 +66,6 @@ int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error 
 out:
 	store_close(st);
 	config_free(cfg);
+	cli_common_release(&c);
 	return ret;
 }

@@ -155,6 +155,11 @@ int main(int argc, char **argv)
 			name);
 		return EX_USAGE;
 	}
+	if (rc == CMD_HELP) {
+		/* COMMAND --help: the text of `credsync help COMMAND` */
+		cli_usage(name, stdout);
+		return 0;
+	}
 	if (rc >= 0)
 		return rc;
 	if (err.kind == CS_ERR_INTERRUPTED)
