@@ -7,16 +7,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a; 0 marks an empty window slot, so it is never a hash. */
+/* A word at a time (splitmix64's mixer on each 8 bytes): an ID's hash is taken for every ID
+ * of every page, and a byte-serial hash was the walk's hottest loop.  Only this process
+ * compares these hashes, so the byte order of the words does not matter.  0 marks an
+ * empty window slot, so it is never a hash. */
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
 static uint64_t hash_bytes(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
+	uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)len, w;
 
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
+	for (; len >= 8; s += 8, len -= 8) {
+		memcpy(&w, s, 8);
+		h = mix(h ^ w);
 	}
+	if (len) {
+		w = 0;
+		memcpy(&w, s, len);
+		h = mix(h ^ w ^ 0xff);
+	}
+	h = mix(h);
 	return h ? h : 1;
 }
 

@@ -72,6 +72,7 @@ struct writer {
 	struct op *head, *tail;
 	size_t queued_bytes;
 	int busy;                    /* the thread is running a batch */
+	int idle;                    /* the thread waits for work: a submit must wake it */
 	int stopping;
 	int failed;
 	struct cs_error err;
@@ -375,8 +376,11 @@ static void *writer_main(void *arg)
 		struct op *batch;
 		size_t bytes;
 
-		while (!w->head && !w->stopping)
+		while (!w->head && !w->stopping) {
+			w->idle = 1;
 			pthread_cond_wait(&w->work, &w->mu);
+			w->idle = 0;
+		}
 		if (!w->head)
 			break;
 		batch = w->head;
@@ -449,7 +453,10 @@ static int submit(struct writer *w, struct op *o, struct cs_error *err)
 		w->head = o;
 	w->tail = o;
 	w->queued_bytes += o->bytes;
-	pthread_cond_signal(&w->work);
+	/* a busy thread takes the queue when its batch is done: no wake-up (and no system
+	 * call) for each page */
+	if (w->idle)
+		pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 }
