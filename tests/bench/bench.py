@@ -27,6 +27,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PEER_SRC = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "sdk-peer"))
 KEY_ID, SECRET = "testid", "testsecret"
 RESULTS = []
+LAST_CPU = [0.0]  # user + system seconds of the last run_rss child (its waited-for children included)
 
 
 def log(msg):
@@ -88,6 +89,7 @@ def run_rss(cmd, env=None, cwd=None):
             os._exit(127)
     _, status, ru = os.wait4(pid, 0)
     secs = time.monotonic() - t0
+    LAST_CPU[0] = ru.ru_utime + ru.ru_stime
     out_f.seek(0)
     err_f.seek(0)
     out, err = out_f.read().decode(), err_f.read().decode()
@@ -242,7 +244,7 @@ class Bench:
                                                ("both at concurrency 8", 8, 8)):
                 cfg = write_config(os.path.join(self.work, "c%d.yaml" % our_conc), sim,
                                    groups(n_groups), db, concurrency=our_conc)
-                ours, theirs, ours_rss, theirs_rss = [], [], [], []
+                ours, theirs, ours_rss, theirs_rss, ours_cpu, theirs_cpu = [], [], [], [], [], []
                 for _ in range(self.runs):
                     rm_db(pdb)
                     s, r, out, _ = run_rss(["bash", os.path.join(peer_dir, "run.sh"), "--endpoint",
@@ -253,15 +255,20 @@ class Bench:
                     assert json.loads(out.strip().splitlines()[-1])["clients"] == n_groups * devices, out
                     theirs.append(s)
                     theirs_rss.append(r)
+                    theirs_cpu.append(LAST_CPU[0])
                     rm_db(db)
                     s, r, _, _ = self.sync(cfg)
                     ours.append(s)
                     ours_rss.append(r)
+                    ours_cpu.append(LAST_CPU[0])
                 speed = med(theirs) / med(ours)
                 mem = med(ours_rss) / med(theirs_rss)
                 log("  %s:" % label)
                 report("  SDK peer wall / credsync wall, medians (s)", "%.2f / %.2f" % (med(theirs), med(ours)), "", True)
                 report("  speed-up (peer / credsync)", "%.1fx" % speed, ">= 5x", speed >= 5)
+                cpu = med(theirs_cpu) / med(ours_cpu)
+                report("  CPU peer / credsync, medians (s)", "%.2f / %.2f" % (med(theirs_cpu), med(ours_cpu)), "", True)
+                report("  CPU ratio (peer / credsync)", "%.1fx" % cpu, ">= 5x", cpu >= 5)
                 report("  peak RSS peer / credsync, medians (MiB)", "%.0f / %.1f" % (med(theirs_rss), med(ours_rss)), "", True)
                 report("  memory (credsync / peer)", "%.2f" % mem, "<= 0.33", mem <= 1 / 3)
         finally:
