@@ -1,15 +1,17 @@
 /*
  * audit.c - the register and the comparison of audit.h, in temporary tables:
- *   temp.audit_expected (line, id)           the register, unique on id
- *   temp.audit_held (group_key, client_id, key, unexpected)
- *                                            each selected group's clients at its snapshot,
- *                                            in group then client order (rowid), key being
- *                                            what the register is matched against
- *   temp.audit_range (group_key, first, last) each group's rowid range in audit_held
- *   temp.audit_gone (line, id)               register entries nobody holds
- * SQLite sorts and merges on disk (temp_store = FILE), so memory stays flat.  Everything runs
- * in one read transaction: the inventory cannot change half-way, and nothing is written to
- * the database itself.
+ *   temp.audit_expected (line, id)        the register in file order (appended: cheap)
+ *   temp.audit_group (group_key, snapshot_id, ord, clients, unexpected)
+ *                                         the groups added, and their counts once compared
+ *   temp.audit_unexpected (group_key, client_id)  clients that are not in the register
+ *   temp.audit_gone (line, id)            register entries nobody holds
+ * The comparison is one merge in C of two ordered streams: the register sorted by ID (one
+ * SQLite sort, which also brings a repeated ID next to its twin) and the groups' clients
+ * read straight from cs_interval in its primary key's order, merged across groups by a
+ * small heap.  Nothing of a million rows is held in memory: SQLite sorts on disk
+ * (temp_store = FILE) and only findings are written.  Everything runs in one read
+ * transaction: the inventory cannot change half-way, and nothing is written to the
+ * database itself.
  */
 #include "audit.h"
 
@@ -20,7 +22,21 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 #include "util.h"
+
+/* The temporary tables (see the top of the file); no index but the primary keys. */
+static const char SQL_CREATE_EXPECTED[] =
+	"CREATE TEMP TABLE audit_expected (line INTEGER PRIMARY KEY, id TEXT NOT NULL)";
+static const char SQL_CREATE_GROUP[] =
+	"CREATE TEMP TABLE audit_group (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL,"
+	" ord INTEGER NOT NULL, clients INTEGER NOT NULL DEFAULT 0,"
+	" unexpected INTEGER NOT NULL DEFAULT 0)";
+static const char SQL_CREATE_UNEXPECTED[] =
+	"CREATE TEMP TABLE audit_unexpected (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
+	" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID";
+static const char SQL_CREATE_GONE[] =
+	"CREATE TEMP TABLE audit_gone (line INTEGER NOT NULL, id TEXT NOT NULL)";
 
 static int prepare(struct store *st, const char *sql, sqlite3_stmt **s, struct cs_error *err)
 {
@@ -375,6 +391,7 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 	int ret = -1, rc;
 
 	memset(reg, 0, sizeof(*reg));
+	reg->path = path;
 	memset(&r, 0, sizeof(r));
 	r.path = path;
 	r.line_no = 1;
@@ -403,14 +420,8 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 	if (exec1(st, "PRAGMA temp.journal_mode = OFF", err) < 0 ||
 	    exec1(st, "PRAGMA temp.cache_size = -8192", err) < 0 ||
 	    exec1(st, "BEGIN", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_expected (line INTEGER PRIMARY KEY, id TEXT NOT NULL)",
-		  err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_held (group_key INTEGER NOT NULL, client_id TEXT NOT "
-		  "NULL, key TEXT NOT NULL, unexpected INTEGER NOT NULL)", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_range (group_key INTEGER PRIMARY KEY, first INTEGER,"
-		  " last INTEGER)", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_gone (line INTEGER PRIMARY KEY, id TEXT NOT NULL)",
-		  err) < 0 ||
+	    exec1(st, SQL_CREATE_EXPECTED, err) < 0 || exec1(st, SQL_CREATE_GROUP, err) < 0 ||
+	    exec1(st, SQL_CREATE_UNEXPECTED, err) < 0 || exec1(st, SQL_CREATE_GONE, err) < 0 ||
 	    prepare(st, "INSERT INTO temp.audit_expected (line, id) VALUES (?1, ?2)", &ins, err) < 0)
 		goto out;
 	rc = column ? load_csv(st, &r, column, ins, reg) : load_text(st, &r, ins, reg);
@@ -419,15 +430,6 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 	if (!reg->ids) {
 		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s: the register is empty (no IDs%s)", path,
 			     column ? " below the header" : "; '#' lines are comments");
-		goto out;
-	}
-	/* the index is built by one sort, faster than a million ordered inserts */
-	if (sqlite3_exec(store_db(st), "CREATE UNIQUE INDEX temp.audit_expected_id ON "
-			 "audit_expected (id)", NULL, NULL, NULL) != SQLITE_OK) {
-		if ((sqlite3_errcode(store_db(st)) & 0xff) == SQLITE_CONSTRAINT)
-			report_duplicate(st, path, err);
-		else
-			store_error(st, err, "audit register");
 		goto out;
 	}
 	ret = 0;
@@ -441,26 +443,290 @@ out:
 
 /* ---- comparing ---- */
 
-int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, int by_device,
+/*
+ * One ordered stream of the inventory side: either one group's clients at its snapshot read
+ * in the interval key's order (client ID, so no sort; by device the keys are then checked to
+ * come in order too, which they do when the group's clients share one prefix before "@@@",
+ * as Alibaba's GroupID@@@DeviceID IDs do), or every group's rows sorted by key (SQL_BY_KEY),
+ * each row naming its group.
+ */
+struct source {
+	sqlite3_stmt *s;
+	int all_groups;          /* SQL_BY_KEY: column 0 key, 1 group ordinal, 2 client ID */
+	int by_device;
+	size_t ord;              /* the group's ordinal (one-group streams) */
+	const char *key, *client;
+	size_t klen, clen;
+	struct cs_buf prev;      /* the previous key, to check the order (by device only) */
+	int seen;                /* prev holds a key */
+};
+
+/* SQLite's BINARY order: bytes, then length. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : alen < blen ? -1 : alen > blen;
+}
+
+/* What follows the first "@@@" of a client ID (what SQL_BY_KEY computes), or NULL. */
+static const char *device_part(const char *id, size_t len)
+{
+	const char *p = id, *end = id + len;
+
+	while (end - p >= 3 && (p = memchr(p, '@', (size_t)(end - p - 2)))) {
+		if (p[1] == '@' && p[2] == '@')
+			return p + 3;
+		p++;
+	}
+	return NULL;
+}
+
+/* The next row of x: 1, 0 at its end, 2 when a one-group stream's keys go backwards. */
+static int source_step(struct source *x)
+{
+	int rc = sqlite3_step(x->s);
+	const char *at;
+
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (x->all_groups) {
+		x->key = (const char *)sqlite3_column_text(x->s, 0);
+		x->klen = (size_t)sqlite3_column_bytes(x->s, 0);
+		x->ord = (size_t)sqlite3_column_int64(x->s, 1);
+		x->client = (const char *)sqlite3_column_text(x->s, 2);
+		x->clen = (size_t)sqlite3_column_bytes(x->s, 2);
+		return 1;
+	}
+	x->client = (const char *)sqlite3_column_text(x->s, 0);
+	x->clen = (size_t)sqlite3_column_bytes(x->s, 0);
+	x->key = x->client;
+	x->klen = x->clen;
+	if (!x->by_device)
+		return 1;  /* in client ID order by the primary key */
+	at = device_part(x->client, x->clen);
+	if (at) {
+		x->key = at;
+		x->klen = x->clen - (size_t)(at - x->client);
+	}
+	if (x->seen && key_cmp(x->key, x->klen, x->prev.len ? x->prev.data : "", x->prev.len) < 0)
+		return 2;
+	buf_reset(&x->prev);
+	buf_append(&x->prev, x->key, x->klen);
+	x->seen = 1;
+	return x->prev.oom ? -1 : 1;
+}
+
+/* A binary min-heap of the streams by their current key: a merge of any number of groups. */
+static void heap_down(struct source **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		struct source *t;
+
+		if (l < n && key_cmp(h[l]->key, h[l]->klen, h[m]->key, h[m]->klen) < 0)
+			m = l;
+		if (l + 1 < n && key_cmp(h[l + 1]->key, h[l + 1]->klen, h[m]->key, h[m]->klen) < 0)
+			m = l + 1;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* The SQL of the comparison, all of it here. */
+static const char SQL_REGISTER_BY_ID[] =
+	"SELECT id, line FROM temp.audit_expected ORDER BY id";
+static const char SQL_GROUP_BY_CLIENT[] =
+	"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+	" AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id";
+static const char SQL_BY_KEY[] =
+	"SELECT CASE WHEN instr(i.client_id, '@@@') > 0"
+	"  THEN substr(i.client_id, instr(i.client_id, '@@@') + 3) ELSE i.client_id END AS k,"
+	" g.ord, i.client_id FROM temp.audit_group g JOIN cs_interval i"
+	" ON i.group_key = g.group_key AND i.from_snap <= g.snapshot_id"
+	" AND (i.to_snap IS NULL OR i.to_snap > g.snapshot_id) ORDER BY k";
+static const char SQL_GROUPS[] =
+	"SELECT group_key, snapshot_id FROM temp.audit_group ORDER BY ord";
+static const char SQL_ADD_UNEXPECTED[] =
+	"INSERT INTO temp.audit_unexpected (group_key, client_id) VALUES (?1, ?2)";
+static const char SQL_ADD_GONE[] =
+	"INSERT INTO temp.audit_gone (line, id) VALUES (?1, ?2)";
+static const char SQL_SET_COUNTS[] =
+	"UPDATE temp.audit_group SET clients = ?2, unexpected = ?3 WHERE ord = ?1";
+
+struct merge {
+	struct store *st;
+	struct source *src;      /* one per group, or one for all of them */
+	size_t nsrc;
+	int64_t *group_key;      /* per group ordinal */
+	int64_t *clients, *unexpected;
+	size_t ngroups;
+	sqlite3_stmt *reg, *add_unexpected, *add_gone;
+	struct cs_buf prev_id;   /* the register's previous ID, to catch a repeated one */
+};
+
+static int add_row(struct store *st, sqlite3_stmt *s, int64_t n, const char *t, size_t len,
+		   struct cs_error *err)
+{
+	int rc;
+
+	sqlite3_bind_int64(s, 1, n);
+	sqlite3_bind_text(s, 2, t, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_error(st, err, "audit");
+	return 0;
+}
+
+/*
+ * One ordered pass over the register sorted by ID and the inventory merged by key: a key
+ * below the register's current ID is unexpected; a register ID that no key equalled, once
+ * passed, is missing.  Returns 0, -1, 2 when a stream turned out unordered (nothing is
+ * reported then: run again sorted), 3 on a repeated register ID.
+ */
+static int merge_run(struct merge *m, struct cs_error *err)
+{
+	struct source **heap = NULL;
+	size_t n = 0, i;
+	int rrc, rc, matched = 0, ret = -1;
+
+	if (!(heap = calloc(m->nsrc ? m->nsrc : 1, sizeof(*heap))))
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	for (i = 0; i < m->nsrc; i++) {
+		rc = source_step(&m->src[i]);
+		if (rc == 2) {
+			ret = 2;
+			goto out;
+		}
+		if (rc < 0)
+			goto sql_error;
+		if (rc == 1)
+			heap[n++] = &m->src[i];
+	}
+	for (i = n / 2; i-- > 0;)
+		heap_down(heap, n, i);
+	rrc = sqlite3_step(m->reg);
+	while (rrc == SQLITE_ROW || n) {
+		const char *id = rrc == SQLITE_ROW ? (const char *)sqlite3_column_text(m->reg, 0) : NULL;
+		size_t idlen = id ? (size_t)sqlite3_column_bytes(m->reg, 0) : 0;
+		int c = !id ? 1 : !n ? -1 : key_cmp(id, idlen, heap[0]->key, heap[0]->klen);
+
+		if (c >= 0) {
+			struct source *x = heap[0];
+
+			m->clients[x->ord]++;
+			if (c == 0) {
+				matched = 1;
+			} else {
+				m->unexpected[x->ord]++;
+				if (add_row(m->st, m->add_unexpected, m->group_key[x->ord], x->client, x->clen,
+					    err) < 0)
+					goto out;
+			}
+			rc = source_step(x);
+			if (rc == 2) {
+				ret = 2;
+				goto out;
+			}
+			if (rc < 0)
+				goto sql_error;
+			if (rc == 0)
+				heap[0] = heap[--n];
+			heap_down(heap, n, 0);
+			continue;
+		}
+		if (!matched && add_row(m->st, m->add_gone, sqlite3_column_int64(m->reg, 1), id, idlen,
+					err) < 0)
+			goto out;
+		matched = 0;
+		buf_reset(&m->prev_id);
+		buf_append(&m->prev_id, id, idlen);
+		if (m->prev_id.oom) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		rrc = sqlite3_step(m->reg);
+		if (rrc == SQLITE_ROW &&
+		    !key_cmp((const char *)sqlite3_column_text(m->reg, 0),
+			     (size_t)sqlite3_column_bytes(m->reg, 0), m->prev_id.data, m->prev_id.len)) {
+			ret = 3;
+			goto out;
+		}
+	}
+	if (rrc != SQLITE_DONE)
+		goto sql_error;
+	ret = 0;
+	goto out;
+sql_error:
+	store_error(m->st, err, "audit");
+out:
+	free(heap);
+	return ret;
+}
+
+/* Finalizes the streams and forgets what a run found. */
+static void merge_reset(struct merge *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nsrc; i++) {
+		sqlite3_finalize(m->src[i].s);
+		buf_release(&m->src[i].prev);
+	}
+	free(m->src);
+	m->src = NULL;
+	m->nsrc = 0;
+	sqlite3_reset(m->reg);
+	for (i = 0; i < m->ngroups; i++)
+		m->clients[i] = m->unexpected[i] = 0;
+}
+
+/* The streams of one run: per group in client ID order, or (sorted) one over all groups. */
+static int merge_open(struct merge *m, int by_device, int sorted, struct cs_error *err)
+{
+	size_t i, n = sorted ? 1 : m->ngroups;
+	sqlite3_stmt *g = NULL;
+
+	if (!(m->src = calloc(n ? n : 1, sizeof(*m->src))))
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	m->nsrc = n;
+	if (sorted) {
+		m->src[0].all_groups = 1;
+		return prepare(m->st, SQL_BY_KEY, &m->src[0].s, err);
+	}
+	if (prepare(m->st, SQL_GROUPS, &g, err) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct source *x = &m->src[i];
+
+		if (sqlite3_step(g) != SQLITE_ROW || prepare(m->st, SQL_GROUP_BY_CLIENT, &x->s, err) < 0) {
+			sqlite3_finalize(g);
+			return x->s ? store_error(m->st, err, "audit") : -1;
+		}
+		x->ord = i;
+		x->by_device = by_device;
+		sqlite3_bind_int64(x->s, 1, sqlite3_column_int64(g, 0));
+		sqlite3_bind_int64(x->s, 2, sqlite3_column_int64(g, 1));
+	}
+	sqlite3_finalize(g);
+	return 0;
+}
+
+int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 		    struct cs_error *err)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	/* in the interval key's order, so each group's rows are sorted by client ID by rowid */
-	if (prepare(st,
-		    by_device
-		    ? "INSERT INTO temp.audit_held (group_key, client_id, key, unexpected)"
-		      " SELECT ?1, client_id, k, NOT EXISTS (SELECT 1 FROM temp.audit_expected e"
-		      "  WHERE e.id = k) FROM (SELECT client_id, CASE WHEN instr(client_id, '@@@') > 0"
-		      "  THEN substr(client_id, instr(client_id, '@@@') + 3) ELSE client_id END AS k"
-		      "  FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-		      "  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id)"
-		    : "INSERT INTO temp.audit_held (group_key, client_id, key, unexpected)"
-		      " SELECT ?1, client_id, client_id, NOT EXISTS (SELECT 1 FROM temp.audit_expected e"
-		      "  WHERE e.id = client_id) FROM cs_interval WHERE group_key = ?1"
-		      "  AND from_snap <= ?2 AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id",
-		    &s, err) < 0)
+	if (prepare(st, "INSERT INTO temp.audit_group (group_key, snapshot_id, ord)"
+		    " VALUES (?1, ?2, (SELECT count(*) FROM temp.audit_group))", &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	sqlite3_bind_int64(s, 2, snapshot_id);
@@ -468,29 +734,89 @@ int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, in
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return store_error(st, err, "audit");
-	if (prepare(st, "INSERT INTO temp.audit_range (group_key, first, last) SELECT ?1,"
-		    " coalesce((SELECT max(last) FROM temp.audit_range), 0) + 1,"
-		    " (SELECT coalesce(max(rowid), 0) FROM temp.audit_held)", &s, err) < 0)
-		return -1;
-	sqlite3_bind_int64(s, 1, group_key);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return store_error(st, err, "audit");
 	return 0;
 }
 
-int audit_compare(struct store *st, struct cs_error *err)
+int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
+		  struct cs_error *err)
 {
-	if (exec1(st, "CREATE INDEX temp.audit_held_key ON audit_held (key)", err) < 0 ||
-	    /* walked in ID order, so the lookups into the other index move forward through it
-	     * (a merge, in effect) instead of jumping at random through a small page cache */
-	    exec1(st, "INSERT INTO temp.audit_gone (line, id) SELECT line, id FROM temp.audit_expected e"
-		  " INDEXED BY audit_expected_id"
-		  " WHERE NOT EXISTS (SELECT 1 FROM temp.audit_held h WHERE h.key = e.id)"
-		  " ORDER BY id", err) < 0)
+	struct merge m;
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int ret = -1, rc;
+
+	memset(&m, 0, sizeof(m));
+	m.st = st;
+	if (prepare(st, "SELECT count(*) FROM temp.audit_group", &s, err) < 0)
 		return -1;
-	return 0;
+	rc = sqlite3_step(s);
+	m.ngroups = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_ROW)
+		return store_error(st, err, "audit");
+	m.group_key = calloc(m.ngroups + 1, sizeof(*m.group_key));
+	m.clients = calloc(m.ngroups + 1, sizeof(*m.clients));
+	m.unexpected = calloc(m.ngroups + 1, sizeof(*m.unexpected));
+	if (!m.group_key || !m.clients || !m.unexpected) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (prepare(st, SQL_GROUPS, &s, err) < 0)
+		goto out;
+	for (i = 0; i < m.ngroups && sqlite3_step(s) == SQLITE_ROW; i++)
+		m.group_key[i] = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (prepare(st, SQL_REGISTER_BY_ID, &m.reg, err) < 0 ||
+	    prepare(st, SQL_ADD_UNEXPECTED, &m.add_unexpected, err) < 0 ||
+	    prepare(st, SQL_ADD_GONE, &m.add_gone, err) < 0 ||
+	    merge_open(&m, by_device, 0, err) < 0)
+		goto out;
+	rc = merge_run(&m, err);
+	if (rc == 2) {
+		/* some group's device IDs are not in its client IDs' order: sort them all */
+		log_msg(LOG_DEBUG, NULL, "audit: device IDs out of order; sorting them");
+		merge_reset(&m);
+		if (exec1(st, "DELETE FROM temp.audit_unexpected", err) < 0 ||
+		    exec1(st, "DELETE FROM temp.audit_gone", err) < 0 ||
+		    merge_open(&m, by_device, 1, err) < 0)
+			goto out;
+		rc = merge_run(&m, err);
+	}
+	if (rc == 3) {
+		merge_reset(&m);
+		sqlite3_finalize(m.reg);
+		m.reg = NULL;
+		report_duplicate(st, reg->path, err);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (prepare(st, SQL_SET_COUNTS, &s, err) < 0)
+		goto out;
+	for (i = 0; i < m.ngroups; i++) {
+		sqlite3_bind_int64(s, 1, (int64_t)i);
+		sqlite3_bind_int64(s, 2, m.clients[i]);
+		sqlite3_bind_int64(s, 3, m.unexpected[i]);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			store_error(st, err, "audit");
+			goto out;
+		}
+		sqlite3_reset(s);
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	merge_reset(&m);
+	sqlite3_finalize(m.reg);
+	sqlite3_finalize(m.add_unexpected);
+	sqlite3_finalize(m.add_gone);
+	buf_release(&m.prev_id);
+	free(m.group_key);
+	free(m.clients);
+	free(m.unexpected);
+	return ret;
 }
 
 int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
@@ -500,9 +826,8 @@ int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
 	int rc;
 
 	*clients = *unexpected = 0;
-	if (prepare(st, "SELECT count(*), coalesce(sum(h.unexpected), 0) FROM temp.audit_range r"
-		    " JOIN temp.audit_held h ON h.rowid BETWEEN r.first AND r.last"
-		    " WHERE r.group_key = ?1", &s, err) < 0)
+	if (prepare(st, "SELECT clients, unexpected FROM temp.audit_group WHERE group_key = ?1", &s,
+		    err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	rc = sqlite3_step(s);
@@ -511,7 +836,7 @@ int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
 		*unexpected = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_error(st, err, "audit");
 	return 0;
 }
@@ -554,9 +879,8 @@ int audit_unexpected(struct store *st, int64_t group_key, audit_id_cb cb, void *
 {
 	sqlite3_stmt *s = NULL;
 
-	if (prepare(st, "SELECT h.client_id, 0 FROM temp.audit_range r"
-		    " JOIN temp.audit_held h ON h.rowid BETWEEN r.first AND r.last"
-		    " WHERE r.group_key = ?1 AND h.unexpected ORDER BY h.rowid", &s, err) < 0)
+	if (prepare(st, "SELECT client_id, 0 FROM temp.audit_unexpected WHERE group_key = ?1"
+		    " ORDER BY client_id", &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	return stream(st, s, cb, arg, err);

@@ -1,7 +1,7 @@
 /*
  * audit.h - comparing the inventory with an expected list (an asset register): the register
- * is loaded into a temporary SQLite table and compared there, so neither side is ever held
- * in memory, whatever its size.
+ * is loaded into a temporary SQLite table, sorted there and merged with the inventory read
+ * in order, so neither side is ever held in memory, whatever its size.
  *
  * The register is a text file (one ID per line, '#' comments, blank lines skipped) or a CSV
  * file whose header names the column to use.  Treatments of awkward input, all tested:
@@ -26,6 +26,7 @@ struct audit_register {
 	int64_t ids;        /* distinct IDs loaded */
 	int64_t skipped;    /* CSV rows whose column was empty */
 	int64_t lines;      /* lines read */
+	const char *path;   /* the register's name, for the messages */
 };
 
 /* Loads path into temp.audit_expected.  column NULL: a text file; else a CSV file with a
@@ -34,13 +35,15 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 			struct audit_register *reg, struct cs_error *err);
 
 /* Adds a group's complete snapshot to the inventory side (once per group, after the
- * register is loaded), then audit_compare once.  by_device: a register entry matches a
- * client whose device ID (after the first "@@@") equals it, or whose whole ID does when it
- * has no "@@@"; else only the whole client ID. */
-int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, int by_device,
+ * register is loaded), then audit_compare once. */
+int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 		    struct cs_error *err);
-/* Finds the register entries that no added group's client matches. */
-int audit_compare(struct store *st, struct cs_error *err);
+/* Compares the added groups with the register reg loaded: counts, unexpected clients and
+ * missing entries.  by_device: a register entry matches a client whose device ID (after the
+ * first "@@@") equals it, or whose whole ID does when it has no "@@@"; else only the whole
+ * client ID.  CS_ERR_RUNTIME naming FILE:LINE when the register repeats an ID. */
+int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
+		  struct cs_error *err);
 /* Drops the temporary tables and ends the read transaction; accepts NULL. */
 void audit_end(struct store *st);
 

@@ -506,12 +506,12 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 			memcpy(x->snapshot_at, row.finished_at, sizeof(x->snapshot_at));
 		if (!x->snapshot_id)
 			v.unaudited++;
-		else if (audit_add_group(st, groups[i].group_key, x->snapshot_id, a.by_device, err) < 0)
+		else if (audit_add_group(st, groups[i].group_key, x->snapshot_id, err) < 0)
 			goto out;
 		v.n++;
 	}
 	log_msg(LOG_DEBUG, NULL, "audit: inventory side built in %" PRId64 " ms", util_mono_ms() - t0);
-	if (audit_compare(st, err) < 0)
+	if (audit_compare(st, &reg, a.by_device, err) < 0)
 		goto out;
 	log_msg(LOG_DEBUG, NULL, "audit: compared in %" PRId64 " ms", util_mono_ms() - t0);
 	for (i = 0; i < v.n; i++) {
