@@ -27,10 +27,13 @@ struct audit_register {
 	int64_t skipped;    /* CSV rows whose column was empty */
 	int64_t lines;      /* lines read */
 	const char *path;   /* the register's name, for the messages */
+	struct audit_reader *reader;  /* the file, read once as audit_compare sorts it */
 };
 
-/* Loads path into temp.audit_expected.  column NULL: a text file; else a CSV file with a
- * header naming column.  CS_ERR_RUNTIME naming FILE:LINE on bad input. */
+/* Opens the register path for audit_compare, which reads it (once) as it sorts it; the
+ * temporary tables are created.  column NULL: a text file; else a CSV file with a header
+ * naming column, read here.  CS_ERR_RUNTIME naming FILE:LINE on bad input, here or from
+ * audit_compare.  Release with audit_end even on failure. */
 int audit_load_register(struct store *st, const char *path, const char *column,
 			struct audit_register *reg, struct cs_error *err);
 
@@ -44,8 +47,9 @@ int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
  * client ID.  CS_ERR_RUNTIME naming FILE:LINE when the register repeats an ID. */
 int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
 		  struct cs_error *err);
-/* Drops the temporary tables and ends the read transaction; accepts NULL. */
-void audit_end(struct store *st);
+/* Closes the register, drops the temporary tables and ends the read transaction; accepts
+ * NULLs. */
+void audit_end(struct store *st, struct audit_register *reg);
 
 /* A group's counts: clients at its snapshot, and those not in the register. */
 int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
