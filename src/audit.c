@@ -92,6 +92,8 @@ static size_t utf8_bad_at(const char *s, size_t len)
 {
 	size_t i = 0;
 
+	if (util_utf8_valid(s, len))
+		return 0;  /* the common case, in one call */
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
 		size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
