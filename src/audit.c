@@ -1,17 +1,21 @@
 /*
- * audit.c - the register and the comparison of audit.h, in temporary tables:
- *   temp.audit_expected (line, id)        the register in file order (appended: cheap)
- *   temp.audit_group (group_key, snapshot_id, ord, clients, unexpected)
+ * audit.c - the register and the comparison of audit.h.
+ *
+ * The comparison is one merge in C of two ordered streams: the register sorted by ID and
+ * the inventory side in the same key order.  The register is never stored: it is the
+ * eponymous virtual table audit_register (id, line), read from the file while SQLite's
+ * sorter consumes it (a million inserts and an index cost more than that one sort, which
+ * also brings a repeated ID next to its twin).  The inventory side is read straight from
+ * cs_interval in its primary key's order, one stream per group, merged across groups by a
+ * small heap; by device, groups whose client IDs do not all share "GroupID@@@" are sorted
+ * by device ID in one query instead.  Nothing of a million rows is held in memory: SQLite
+ * sorts on disk (temp_store = FILE), and only the findings are written, to temporary tables:
+ *   temp.audit_group (group_key, snapshot_id, ord, by_key, clients, unexpected)
  *                                         the groups added, and their counts once compared
  *   temp.audit_unexpected (group_key, client_id)  clients that are not in the register
  *   temp.audit_gone (line, id)            register entries nobody holds
- * The comparison is one merge in C of two ordered streams: the register sorted by ID (one
- * SQLite sort, which also brings a repeated ID next to its twin) and the groups' clients
- * read straight from cs_interval in its primary key's order, merged across groups by a
- * small heap.  Nothing of a million rows is held in memory: SQLite sorts on disk
- * (temp_store = FILE) and only findings are written.  Everything runs in one read
- * transaction: the inventory cannot change half-way, and nothing is written to the
- * database itself.
+ * Everything runs in one read transaction: the inventory cannot change half-way, and
+ * nothing is written to the database itself.  The SQL is in the SQL_* strings.
  */
 #include "audit.h"
 
@@ -206,9 +210,9 @@ static int csv_record(struct audit_reader *r, struct csv_field_sink *k, int64_t 
 	buf_reset(&k->value);
 	buf_reset(&r->line);
 	/* a blank line is no record */
-	c = getc(r->f);
+	c = getc_unlocked(r->f);
 	if (c == '\r') {
-		int d = getc(r->f);
+		int d = getc_unlocked(r->f);
 
 		if (d == '\n')
 			c = '\n';
@@ -222,14 +226,14 @@ static int csv_record(struct audit_reader *r, struct csv_field_sink *k, int64_t 
 	if (c != EOF)
 		ungetc(c, r->f);
 	for (;;) {
-		c = getc(r->f);
+		c = getc_unlocked(r->f);
 		if (c != EOF)
 			any = 1;
 		if (in_quotes) {
 			if (c == EOF)
 				return bad(r, *start, "a quoted field is never closed", NULL);
 			if (c == '"') {
-				int d = getc(r->f);
+				int d = getc_unlocked(r->f);
 
 				if (d == '"') {
 					buf_putc(&r->line, '"');
@@ -246,7 +250,7 @@ static int csv_record(struct audit_reader *r, struct csv_field_sink *k, int64_t 
 			buf_putc(&r->line, (char)c);
 		} else if (c == ',' || c == '\n' || c == EOF || c == '\r') {
 			if (c == '\r') {
-				int d = getc(r->f);
+				int d = getc_unlocked(r->f);
 
 				if (d != '\n') {
 					if (d != EOF)
