@@ -694,6 +694,94 @@ static void heap_down(struct source **h, size_t n, size_t i)
 	}
 }
 
+/*
+ * Findings written AUDIT_BATCH rows per statement: a register that matches nothing makes
+ * two million of them, and one INSERT per row costs twice as much.  The rows' text is
+ * copied into one buffer, reused.
+ */
+#define AUDIT_BATCH 64
+
+struct batch {
+	sqlite3_stmt *one, *many;   /* SQL_ADD_* with one row, and with AUDIT_BATCH rows */
+	int64_t n[AUDIT_BATCH];
+	size_t off[AUDIT_BATCH], len[AUDIT_BATCH];
+	size_t count;
+	struct cs_buf text;
+};
+
+static int batch_open(struct store *st, struct batch *b, const char *sql, struct cs_error *err)
+{
+	struct cs_buf q = CS_BUF_INIT;
+	size_t i;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	buf_puts(&q, sql);
+	for (i = 1; i < AUDIT_BATCH; i++)
+		buf_puts(&q, ", (?, ?)");
+	if (q.oom) {
+		buf_release(&q);
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	}
+	rc = prepare(st, sql, &b->one, err) < 0 || prepare(st, buf_str(&q), &b->many, err) < 0;
+	buf_release(&q);
+	return rc ? -1 : 0;
+}
+
+static void batch_close(struct batch *b)
+{
+	sqlite3_finalize(b->one);
+	sqlite3_finalize(b->many);
+	buf_release(&b->text);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Writes the rows held: AUDIT_BATCH of them in one statement, fewer one by one. */
+static int batch_flush(struct store *st, struct batch *b, struct cs_error *err)
+{
+	size_t i;
+	int rc = SQLITE_DONE;
+
+	if (b->count == AUDIT_BATCH) {
+		for (i = 0; i < b->count; i++) {
+			sqlite3_bind_int64(b->many, (int)(2 * i + 1), b->n[i]);
+			sqlite3_bind_text(b->many, (int)(2 * i + 2), b->text.data + b->off[i],
+					  (int)b->len[i], SQLITE_STATIC);
+		}
+		rc = sqlite3_step(b->many);
+		sqlite3_reset(b->many);
+	} else {
+		for (i = 0; i < b->count && rc == SQLITE_DONE; i++) {
+			sqlite3_bind_int64(b->one, 1, b->n[i]);
+			sqlite3_bind_text(b->one, 2, b->text.data + b->off[i], (int)b->len[i],
+					  SQLITE_STATIC);
+			rc = sqlite3_step(b->one);
+			sqlite3_reset(b->one);
+		}
+	}
+	b->count = 0;
+	buf_reset(&b->text);
+	if (rc != SQLITE_DONE)
+		return store_error(st, err, "audit");
+	return 0;
+}
+
+static int batch_add(struct store *st, struct batch *b, int64_t n, const char *t, size_t len,
+		     struct cs_error *err)
+{
+	b->n[b->count] = n;
+	b->off[b->count] = b->text.len;
+	b->len[b->count] = len;
+	buf_append(&b->text, len ? t : "", len);
+	if (!b->text.data)
+		buf_putc(&b->text, '\0');  /* a first empty text still needs a buffer */
+	if (b->text.oom)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	if (++b->count == AUDIT_BATCH)
+		return batch_flush(st, b, err);
+	return 0;
+}
+
 struct merge {
 	struct store *st;
 	struct audit_reader *r;
@@ -702,24 +790,11 @@ struct merge {
 	int64_t *group_key, *snapshot_id;   /* per group ordinal */
 	int64_t *clients, *unexpected;
 	size_t ngroups;
-	sqlite3_stmt *reg, *add_unexpected, *add_gone;
+	sqlite3_stmt *reg;
+	struct batch unexpected_rows, gone_rows;
 	struct cs_buf prev_id;   /* the register's previous ID, to catch a repeated one */
 	int64_t prev_line;       /* and its line */
 };
-
-static int add_row(struct store *st, sqlite3_stmt *s, int64_t n, const char *t, size_t len,
-		   struct cs_error *err)
-{
-	int rc;
-
-	sqlite3_bind_int64(s, 1, n);
-	sqlite3_bind_text(s, 2, t, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_error(st, err, "audit");
-	return 0;
-}
 
 /* A failed step of the register: the reader's message when it was the file. */
 static int register_error(struct merge *m, struct cs_error *err)
@@ -828,8 +903,8 @@ static int merge_run(struct merge *m, struct cs_error *err)
 				matched = 1;
 			} else {
 				m->unexpected[x->ord]++;
-				if (add_row(m->st, m->add_unexpected, m->group_key[x->ord], x->client, x->clen,
-					    err) < 0)
+				if (batch_add(m->st, &m->unexpected_rows, m->group_key[x->ord], x->client,
+					      x->clen, err) < 0)
 					goto out;
 			}
 			rc = source_step(x);
@@ -842,8 +917,8 @@ static int merge_run(struct merge *m, struct cs_error *err)
 			heap_down(heap, n, 0);
 			continue;
 		}
-		if (!matched && add_row(m->st, m->add_gone, sqlite3_column_int64(m->reg, 1), id, idlen,
-					err) < 0)
+		if (!matched && batch_add(m->st, &m->gone_rows, sqlite3_column_int64(m->reg, 1), id,
+					  idlen, err) < 0)
 			goto out;
 		matched = 0;
 		m->prev_line = sqlite3_column_int64(m->reg, 1);
@@ -998,14 +1073,15 @@ int audit_compare(struct store *st, const struct audit_register *reg, int by_dev
 	sqlite3_finalize(s);
 	s = NULL;
 	if (prepare(st, SQL_REGISTER_BY_ID, &m.reg, err) < 0 ||
-	    prepare(st, SQL_ADD_UNEXPECTED, &m.add_unexpected, err) < 0 ||
-	    prepare(st, SQL_ADD_GONE, &m.add_gone, err) < 0 ||
+	    batch_open(st, &m.unexpected_rows, SQL_ADD_UNEXPECTED, err) < 0 ||
+	    batch_open(st, &m.gone_rows, SQL_ADD_GONE, err) < 0 ||
 	    merge_open(&m, by_device, err) < 0)
 		goto out;
 	rc = merge_run(&m, err);
 	if (rc == 3)
 		rc = report_duplicate(&m, err);
-	if (rc < 0)
+	if (rc < 0 || batch_flush(st, &m.unexpected_rows, err) < 0 ||
+	    batch_flush(st, &m.gone_rows, err) < 0)
 		goto out;
 	if (prepare(st, SQL_SET_COUNTS, &s, err) < 0)
 		goto out;
@@ -1026,8 +1102,8 @@ out:
 		sqlite3_finalize(m.src[i].s);
 	free(m.src);
 	sqlite3_finalize(m.reg);
-	sqlite3_finalize(m.add_unexpected);
-	sqlite3_finalize(m.add_gone);
+	batch_close(&m.unexpected_rows);
+	batch_close(&m.gone_rows);
 	buf_release(&m.prev_id);
 	free(m.group_key);
 	free(m.snapshot_id);

@@ -7,6 +7,7 @@ import html.parser
 import io
 import json
 import os
+import random
 import re
 import subprocess
 import time
@@ -434,16 +435,20 @@ def test_audit_merge():
     mixed = ["GID_m@@@d-2", "AAA@@@d-1", "plain", "zzz@@@plain", "GID_m@@@d-9", "b@@@", "a@@@@b",
              "GID_m@@@d-1", "x@@@d-7@@@y", "GID_n@@@d-3"]
     ordered = gen("GID_n", 6) + ["GID_n@@@d-1", "GID_n@@@d-3", "GID_n@@@"]
-    w = cs.World({"GID_m": mixed, "GID_n": ordered, "GID_o": ["only@@@one"]})
+    w = cs.World({"GID_m": mixed, "GID_n": ordered, "GID_o": ["only@@@one"], "GID_p": gen("GID_p", 200)})
     try:
         w.sync()
         inv = {g: sorted(ids) for (_, g), ids in cs.inventory(w.db).items()}
-        assert sorted(inv) == ["GID_m", "GID_n", "GID_o"], inv
+        assert sorted(inv) == ["GID_m", "GID_n", "GID_o", "GID_p"], inv
         held = [c for ids in inv.values() for c in ids]
-        # entries that match (device IDs, whole IDs), ones that match nothing, shuffled
+        # entries that match (device IDs, whole IDs), ones that match nothing, shuffled; GID_p
+        # and the ghosts make more findings of each kind than one batch of writes holds
         entries = ["d-1", "d-3", "plain", "", "@b", "d-7@@@y", "dev-0002", "GID_n@@@d-3", "one",
                    "ghost", "GID_m@@@d-2", "AAA", "only@@@one", "d-0"]
+        extra = ["dev-%04d" % i for i in range(0, 200, 3)] + ["ghost-%03d" % i for i in range(140)]
+        random.Random(3).shuffle(extra)
         entries.remove("")   # a blank line is no entry
+        entries[7:7] = extra
         lines = ["# register", ""] + entries[7:] + ["  %s  " % e for e in entries[:7]]
         reg = write(os.path.join(w.dir, "reg.txt"), ("\n".join(lines) + "\n").encode())
         line_of = {l.strip(): i + 1 for i, l in enumerate(lines) if l.strip() and not l.startswith("#")}
