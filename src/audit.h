@@ -1,7 +1,7 @@
 /*
  * audit.h - comparing the inventory with an expected list (an asset register): the register
- * is loaded into a temporary SQLite table, sorted there and merged with the inventory read
- * in order, so neither side is ever held in memory, whatever its size.
+ * is sorted by SQLite as it is read from the file and merged with the inventory read in its
+ * key order, so neither side is ever held in memory, whatever its size.
  *
  * The register is a text file (one ID per line, '#' comments, blank lines skipped) or a CSV
  * file whose header names the column to use.  Treatments of awkward input, all tested:
@@ -44,7 +44,8 @@ int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 /* Compares the added groups with the register reg loaded: counts, unexpected clients and
  * missing entries.  by_device: a register entry matches a client whose device ID (after the
  * first "@@@") equals it, or whose whole ID does when it has no "@@@"; else only the whole
- * client ID.  CS_ERR_RUNTIME naming FILE:LINE when the register repeats an ID. */
+ * client ID.  CS_ERR_RUNTIME naming FILE:LINE on bad input (read here), when the register
+ * repeats an ID, or when it holds none. */
 int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
 		  struct cs_error *err);
 /* Closes the register, drops the temporary tables and ends the read transaction; accepts
