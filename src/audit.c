@@ -588,10 +588,11 @@ static const char SQL_REGISTER_BY_ID[] =
 	"SELECT id, line FROM audit_register ORDER BY id, line";
 static const char SQL_GROUPS[] =
 	"SELECT group_key, snapshot_id FROM temp.audit_group ORDER BY ord";
-/* a group's clients at its snapshot in the primary key's order; ?3: from the other end */
+/* a group's clients at its snapshot, in the primary key's order (no sort) */
 static const char SQL_GROUP_BY_CLIENT[] =
 	"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
 	" AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id";
+/* its first and last client IDs, through the same key */
 static const char SQL_GROUP_FIRST_LAST[] =
 	"SELECT (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
 	"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id LIMIT 1),"
@@ -853,7 +854,8 @@ static int report_duplicate(struct merge *m, struct cs_error *err)
 /*
  * One ordered pass over the register sorted by ID and the inventory merged by key: a key
  * below the register's current ID is unexpected; a register ID that no key equalled, once
- * passed, is missing.
+ * passed, is missing.  Returns 0, -1, or 3 at a repeated register ID (prev_id, seen again at
+ * the current row: report_duplicate goes on from there).
  */
 static int merge_run(struct merge *m, struct cs_error *err)
 {
