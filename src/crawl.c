@@ -403,17 +403,18 @@ static void stop_all(struct crawl *c, const char *code, int keep, const char *wh
 /*
  * The database failed mid-run (disk full, I/O error, read-only): every snapshot still open
  * is closed as failed with that code, keeping its checkpoint so the next run resumes, as far
- * as the database can still be written.  Copying the WAL back first may free the room a
- * full disk needs for these few rows.
+ * as the database can still be written.  These few rows usually fit where the failed
+ * transaction's WAL frames were; only when they do not is the WAL copied back (a copy that
+ * fails halfway takes room of its own), and they are tried once more.
  */
 static void record_storage_failure(struct crawl *c, const struct cs_error *cause)
 {
 	const char *code = store_failure_code(c->st);
 	struct cs_error ignore = { 0 };
 	size_t i;
+	int pass, left = 0;
 
 	http_abort_all(c->http);
-	store_wal_checkpoint(c->st, 1, &ignore);
 	for (i = 0; i < c->njobs; i++) {
 		struct job *j = &c->jobs[i];
 
@@ -422,9 +423,23 @@ static void record_storage_failure(struct crawl *c, const struct cs_error *cause
 		snprintf(j->res->code, sizeof(j->res->code), "%s", code);
 		snprintf(j->res->message, sizeof(j->res->message), "%s", cause->msg);
 		j->res->complete = 0;
-		if (store_snapshot_fail(c->st, &j->snap, code, cause->msg, NULL, 1, &ignore) == 0)
-			j->recorded = 1;
 		c->totals->groups_failed++;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		if (pass && left && store_wal_checkpoint(c->st, 1, &ignore) < 0)
+			log_msg(LOG_DEBUG, NULL, "%s", ignore.msg);
+		for (i = 0, left = 0; i < c->njobs; i++) {
+			struct job *j = &c->jobs[i];
+
+			if (!j->began || j->recorded)
+				continue;
+			if (store_snapshot_fail(c->st, &j->snap, code, cause->msg, NULL, 1, &ignore) == 0) {
+				j->recorded = 1;
+			} else {
+				left++;
+				log_msg(LOG_DEBUG, NULL, "%s", ignore.msg);
+			}
+		}
 	}
 }
 

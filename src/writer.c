@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 #include "util.h"
 
 enum op_kind {
@@ -186,9 +187,18 @@ static int run_begin(struct writer *w, struct op *o, struct cs_error *err)
 	return 0;
 }
 
+/*
+ * Pages queued together share a transaction, up to WRITER_BATCH_PAGES: the first few save
+ * most of the commits, and a transaction that fails on a full disk has written no more than
+ * that into the WAL, which leaves room to close the run as failed.
+ */
+#define WRITER_BATCH_PAGES 8
+
 /* Consecutive pages from o on, in one transaction; *last is the last one run. */
 static int run_pages(struct writer *w, struct op *o, struct op **last, struct cs_error *err)
 {
+	int n = 0;
+
 	if (store_begin(w->st, err) < 0)
 		return -1;
 	for (; o; o = o->next) {
@@ -202,7 +212,7 @@ static int run_pages(struct writer *w, struct op *o, struct op **last, struct cs
 		if (o->has_counts)
 			w->counts = o->counts;
 		*last = o;
-		if (!o->next || o->next->kind != OP_PAGE)
+		if (!o->next || o->next->kind != OP_PAGE || ++n >= WRITER_BATCH_PAGES)
 			break;
 	}
 	if (progress(w, err) < 0 || store_commit(w->st, err) < 0)
@@ -350,6 +360,8 @@ static size_t run_batch(struct writer *w, struct op *batch)
 			break;
 		}
 	}
+	if (rc < 0)
+		log_msg(LOG_DEBUG, NULL, "the database writer stopped: %s", err.msg);
 	ops_free(batch);
 	if (rc < 0) {
 		pthread_mutex_lock(&w->mu);
