@@ -138,11 +138,23 @@ static void set_burst(struct rate_limiter *rl)
 		rl->tokens = rl->burst;
 }
 
+/* Where slow start begins: RATE_START, or a small share of a ceiling set far above the
+ * default (a user who raised qps and qps_hard_cap to thousands should not wait for ten
+ * doublings from 20/s), never above the ceiling. */
+static double rate_start(double qps)
+{
+	double start = qps * RATE_START_SHARE;
+
+	if (start < RATE_START)
+		start = RATE_START;
+	return start < qps ? start : qps;
+}
+
 void rate_init(struct rate_limiter *rl, double qps, int adaptive, int64_t now_ms)
 {
 	memset(rl, 0, sizeof(*rl));
 	rl->ceiling = qps;
-	rl->rate = adaptive && qps > RATE_START ? RATE_START : qps;
+	rl->rate = adaptive ? rate_start(qps) : qps;
 	rl->floor = qps < 0.5 ? qps : 0.5;
 	rl->tokens = 1;
 	set_burst(rl);

@@ -58,8 +58,9 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount);
  * what the service accepts, never above the configured qps (the ceiling, itself never above
  * qps_hard_cap).
  *
- * - Slow start: a run that knows nothing of the service's limit starts at RATE_START (or the
- *   ceiling, if lower) and doubles the rate once a round trip while nothing is throttled,
+ * - Slow start: a run that knows nothing of the service's limit starts at RATE_START (or
+ *   RATE_START_SHARE of the ceiling when that is more, or the ceiling if lower) and doubles
+ *   the rate once a round trip while nothing is throttled,
  *   as TCP's slow start does: the round trip is the smoothed time answers take
  *   (rate_observe_rtt), kept between RATE_GROW_MIN_MS and RATE_GROW_MS (RATE_GROW_MS
  *   before the first answer).  A throttle cannot be seen sooner than a round trip after the
@@ -87,6 +88,7 @@ void retry_budget_refund(struct retry_budget *b, int64_t amount);
  * Fixed mode (rate_control: fixed) is a plain token bucket at the ceiling.
  */
 #define RATE_START 20.0
+#define RATE_START_SHARE 0.02   /* or this share of the ceiling, when that is more */
 #define RATE_GROW_MS 250
 #define RATE_GROW_MIN_MS 5
 #define RATE_CUT_GUARD_MS 100

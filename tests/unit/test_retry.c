@@ -109,6 +109,11 @@ static void test_rate(void)
 	/* a ceiling below the start: the ceiling */
 	rate_init(&rl, 5, 1, 0);
 	CHECK(rl.rate == 5);
+	/* a ceiling raised far above the default: 2% of it (RATE_START up to a ceiling of 1000) */
+	rate_init(&rl, 10000, 1, 0);
+	CHECK(rl.rate == 200);
+	rate_init(&rl, 250, 1, 0);
+	CHECK(rl.rate == RATE_START);
 
 	/* the first throttle quarters the rate at most, and cuts to 0.85 x what the service
 	 * accepted since the start (40/s here) when that is lower; a second throttle within
