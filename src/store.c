@@ -238,29 +238,58 @@ static int precreate(const char *path, struct cs_error *err)
 	return 0;
 }
 
-/* The tables a dry run writes, shadowing main's (SQLite resolves unqualified names in temp
- * first).  cs_group is copied so that group keys match the real intervals.  The columns
- * must be main's: tests/unit/test_store.c checks them against the migrated schema. */
-static const char dryrun_sql[] =
-	"CREATE TEMP TABLE cs_run (run_id INTEGER PRIMARY KEY, started_at TEXT, finished_at TEXT,"
-	" status TEXT, groups_ok INTEGER, groups_failed INTEGER, requests INTEGER,"
-	" retries INTEGER, throttled INTEGER, pid INTEGER);"
-	"CREATE TEMP TABLE cs_group (group_key INTEGER PRIMARY KEY, instance_id TEXT NOT NULL,"
-	" group_id TEXT NOT NULL, UNIQUE (instance_id, group_id));"
-	"INSERT INTO temp.cs_group SELECT group_key, instance_id, group_id FROM main.cs_group;"
-	"CREATE TEMP TABLE cs_snapshot (snapshot_id INTEGER PRIMARY KEY, run_id INTEGER,"
-	" group_key INTEGER, status TEXT, started_at TEXT, finished_at TEXT,"
-	" finished_epoch INTEGER, pages INTEGER, client_count INTEGER, total_reported INTEGER,"
-	" consistent INTEGER, added INTEGER, removed INTEGER, error_code TEXT,"
-	" error_message TEXT, request_id TEXT, read_first_epoch INTEGER, read_last_epoch INTEGER,"
-	" identity TEXT);"
-	"CREATE TEMP TABLE cs_stage (group_key INTEGER NOT NULL, seq INTEGER NOT NULL,"
-	" n INTEGER NOT NULL, ids TEXT NOT NULL, PRIMARY KEY (group_key, seq));"
-	"CREATE TEMP TABLE cs_checkpoint (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER,"
-	" page_no INTEGER, next_token TEXT, pages INTEGER, staged_ids INTEGER,"
-	" total_reported INTEGER, rewalked INTEGER, updated_epoch INTEGER, sorted INTEGER,"
-	" last_id TEXT, read_first_epoch INTEGER, read_last_epoch INTEGER);";
+/*
+ * The tables a dry run writes, shadowing main's (SQLite resolves unqualified names in temp
+ * first).  Each is created from main's own definition as the migrations left it
+ * (sqlite_schema), so a dry run writes exactly the columns and constraints a sync does.
+ * cs_group is copied so that group keys match the real intervals.
+ */
+static int dryrun_shadow(struct store *st, struct cs_error *err)
+{
+	static const char *const tables[] = { "cs_run", "cs_group", "cs_snapshot", "cs_stage",
+					      "cs_checkpoint" };
+	static const char create[] = "CREATE TABLE ";
+	struct cs_buf ddl = CS_BUF_INIT;
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int ret = -1;
 
+	if (sqlite3_prepare_v2(st->db, "SELECT sql FROM main.sqlite_schema WHERE type = 'table'"
+			       " AND name = ?1", -1, &s, NULL) != SQLITE_OK)
+		return store_db_error(st, err, "dry run");
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		const char *sql;
+
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, tables[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			store_db_error(st, err, "dry run");
+			goto out;
+		}
+		/* SQLite keeps every CREATE TABLE as "CREATE TABLE name (...)" */
+		sql = (const char *)sqlite3_column_text(s, 0);
+		if (!sql || strncmp(sql, create, sizeof(create) - 1)) {
+			cs_error_set(err, CS_ERR_RUNTIME, "database %s: dry run: table %s has no "
+				     "definition", st->path, tables[i]);
+			goto out;
+		}
+		buf_reset(&ddl);
+		buf_puts(&ddl, "CREATE TEMP TABLE ");
+		buf_puts(&ddl, sql + sizeof(create) - 1);
+		if (ddl.oom) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		if (store_exec(st, buf_str(&ddl), err) < 0)
+			goto out;
+	}
+	ret = store_exec(st, "INSERT INTO temp.cs_group SELECT group_key, instance_id, group_id"
+			 " FROM main.cs_group", err);
+out:
+	sqlite3_finalize(s);
+	buf_release(&ddl);
+	return ret;
+}
 
 /*
  * A symlink in a world-writable directory (like /tmp) may have been planted by another user
@@ -587,7 +616,7 @@ int store_open(struct store **out, const char *path, enum store_mode mode, struc
 		    store_exec(st, "PRAGMA journal_size_limit = 16777216", err) < 0)
 			goto fail;
 	}
-	if (mode == STORE_DRYRUN && store_exec(st, dryrun_sql, err) < 0)
+	if (mode == STORE_DRYRUN && dryrun_shadow(st, err) < 0)
 		goto fail;
 	free(real);
 	*out = st;
