@@ -712,6 +712,8 @@ void store_close(struct store *st)
 	store_rollback(st);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
+	for (i = 0; i < STORE_Q_COUNT; i++)
+		sqlite3_finalize(st->queries[i]);
 	sqlite3_close(st->db);
 	buf_release(&st->page);
 	free(st->path);

@@ -50,6 +50,8 @@ enum stmt_id {
 };
 
 extern const char *const store_stmt_sql[S_COUNT];
+/* The SQL of store.h's named queries (enum store_query_id). */
+extern const char *const store_query_sql[STORE_Q_COUNT];
 
 struct store {
 	sqlite3 *db;
@@ -58,6 +60,7 @@ struct store {
 	int in_tx;
 	int last_rc;            /* the extended result code of the last failure */
 	sqlite3_stmt *stmts[S_COUNT];
+	sqlite3_stmt *queries[STORE_Q_COUNT]; /* the named queries of store_query */
 	struct cs_buf page;     /* reused to build a page's JSON array */
 	/* the finalize in progress (store_finalize_begin .. commit) */
 	int fin_in_order;       /* the merge read the pages as staged (verified in order) */

@@ -342,50 +342,89 @@ fail:
 	return -1;
 }
 
-int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,
-		       struct cs_error *err)
+void store_groups_free(struct group_row *rows, size_t n)
 {
-	sqlite3_stmt *s = NULL;
-	char **out = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc, ret = -1;
+	size_t i;
 
-	*groups = NULL;
+	for (i = 0; rows && i < n; i++) {
+		free(rows[i].instance_id);
+		free(rows[i].group_id);
+	}
+	free(rows);
+}
+
+int store_groups(struct store *st, const char *instance, const char *group,
+		 struct group_row **rows, size_t *n, struct cs_error *err)
+{
+	sqlite3_stmt *s = store_query(st, STORE_Q_GROUPS, err);
+	struct group_row *out = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	*rows = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT group_id FROM cs_group WHERE instance_id = ?1 ORDER BY group_id",
-			       -1, &s, NULL) != SQLITE_OK)
-		return store_db_error(st, err, "group list");
-	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	if (!s)
+		return -1;
+	if (instance)
+		sqlite3_bind_text(s, 1, instance, -1, SQLITE_STATIC);
+	if (group)
+		sqlite3_bind_text(s, 2, group, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (cnt == cap) {
-			char **p;
+			struct group_row *p;
 
 			cap = cap ? cap * 2 : 16;
 			if (!(p = realloc(out, cap * sizeof(*p))))
 				goto oom;
 			out = p;
 		}
-		if (!(out[cnt] = strdup((const char *)sqlite3_column_text(s, 0))))
-			goto oom;
+		out[cnt].group_key = sqlite3_column_int64(s, 0);
+		out[cnt].instance_id = strdup((const char *)sqlite3_column_text(s, 1));
+		out[cnt].group_id = strdup((const char *)sqlite3_column_text(s, 2));
 		cnt++;
+		if (!out[cnt - 1].instance_id || !out[cnt - 1].group_id)
+			goto oom;
 	}
 	if (rc != SQLITE_DONE) {
 		store_db_error(st, err, "group list");
 		goto fail;
 	}
-	sqlite3_finalize(s);
-	*groups = out;
+	sqlite3_reset(s);
+	*rows = out;
 	*n = cnt;
 	return 0;
 oom:
 	cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 fail:
-	while (cnt)
-		free(out[--cnt]);
-	free(out);
-	sqlite3_finalize(s);
-	return ret;
+	sqlite3_reset(s);
+	store_groups_free(out, cnt);
+	return -1;
+}
+
+int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,
+		       struct cs_error *err)
+{
+	struct group_row *rows = NULL;
+	char **out = NULL;
+	size_t i, cnt = 0;
+
+	*groups = NULL;
+	*n = 0;
+	if (store_groups(st, instance_id, NULL, &rows, &cnt, err) < 0)
+		return -1;
+	if (cnt && !(out = malloc(cnt * sizeof(*out)))) {
+		store_groups_free(rows, cnt);
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	}
+	/* the group ids change hands; the rest of each row is freed */
+	for (i = 0; i < cnt; i++) {
+		out[i] = rows[i].group_id;
+		rows[i].group_id = NULL;
+	}
+	store_groups_free(rows, cnt);
+	*groups = out;
+	*n = cnt;
+	return 0;
 }
 
 int store_last_success(struct store *st, int64_t *epoch, struct cs_error *err)

@@ -1,6 +1,8 @@
 /*
- * store_sql.c - the SQL of the store's own statements, one table indexed by enum stmt_id
- * (store_int.h).  Every statement is bound, never built from values.
+ * store_sql.c - the store's SQL: its own statements (enum stmt_id, store_int.h) and the named
+ * queries other modules run through store_query (enum store_query_id, store.h), each table
+ * indexed by its enum and prepared once per connection.  Every statement is bound, never
+ * built from values.
  */
 #include "store_int.h"
 
@@ -90,3 +92,162 @@ const char *const store_stmt_sql[S_COUNT] = {
 		" ON CONFLICT (host) DO UPDATE SET rate = excluded.rate,"
 		" updated_epoch = excluded.updated_epoch",
 };
+
+#define SNAP_COLUMNS \
+	"s.snapshot_id, s.run_id, s.group_key, g.instance_id, g.group_id, s.status," \
+	" s.started_at, s.finished_at, s.pages, s.client_count, s.total_reported, s.added," \
+	" s.removed, s.consistent, s.error_code, s.error_message, s.identity" \
+	" FROM cs_snapshot s JOIN cs_group g ON g.group_key = s.group_key"
+
+/* Intervals that start or end between the two snapshots, grouped per client; in_a / in_b say
+ * whether the client is in each.  ?1 group, ?2 a, ?3 b, ?4 min(a, b), ?5 max(a, b). */
+#define DIFF_CORE \
+	" SELECT client_id," \
+	"  max(from_snap <= ?2 AND (to_snap IS NULL OR to_snap > ?2)) AS in_a," \
+	"  max(from_snap <= ?3 AND (to_snap IS NULL OR to_snap > ?3)) AS in_b" \
+	" FROM cs_interval WHERE group_key = ?1" \
+	"  AND ((from_snap > ?4 AND from_snap <= ?5) OR (to_snap > ?4 AND to_snap <= ?5))" \
+	" GROUP BY client_id"
+
+#define DEVICE_OF(col) \
+	"CASE WHEN instr(" col ", '@@@') > 0 THEN substr(" col ", instr(" col ", '@@@') + 3) END"
+
+#define INTERVAL_COLUMNS \
+	"SELECT i.client_id, i.from_snap, coalesce(i.to_snap, 0)," \
+	" coalesce(f.run_id, 0), f.finished_at, coalesce(t.run_id, 0), t.finished_at" \
+	" FROM cs_interval i" \
+	" LEFT JOIN cs_snapshot f ON f.snapshot_id = i.from_snap" \
+	" LEFT JOIN cs_snapshot t ON t.snapshot_id = i.to_snap"
+
+/* a closed interval no kept complete snapshot needs (see history_prune) */
+#define PRUNE_UNNEEDED \
+	" WHERE to_snap IS NOT NULL" \
+	" AND NOT EXISTS (SELECT 1 FROM cs_snapshot s WHERE s.group_key = cs_interval.group_key" \
+	"  AND s.status = 'complete' AND s.snapshot_id >= cs_interval.from_snap" \
+	"  AND s.snapshot_id <= cs_interval.to_snap)"
+
+const char *const store_query_sql[STORE_Q_COUNT] = {
+	[STORE_Q_GROUPS] =
+		"SELECT group_key, instance_id, group_id FROM cs_group"
+		" WHERE (?1 IS NULL OR instance_id = ?1) AND (?2 IS NULL OR group_id = ?2)"
+		" ORDER BY instance_id, group_id",
+	[STORE_Q_RESOLVE_SNAPSHOT] =
+		"SELECT snapshot_id FROM cs_snapshot WHERE group_key = ?1"
+		" AND status = 'complete' AND snapshot_id = ?2",
+	[STORE_Q_RESOLVE_RUN] =
+		"SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
+		" AND status = 'complete' AND run_id <= ?2",
+	/* a time means what the service said then: when the data was read */
+	[STORE_Q_RESOLVE_TIME] =
+		"SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
+		" AND status = 'complete'"
+		" AND coalesce(read_last_epoch, finished_epoch) <= ?2",
+	[STORE_Q_RESOLVE_LATEST] =
+		"SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
+		" AND status = 'complete'",
+	[STORE_Q_RESOLVE_PREVIOUS] =
+		"SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
+		" AND status = 'complete' AND snapshot_id < ?2",
+	[STORE_Q_SNAPSHOT] = "SELECT " SNAP_COLUMNS " WHERE s.snapshot_id = ?1",
+	[STORE_Q_SNAPSHOTS] =
+		"SELECT " SNAP_COLUMNS
+		" WHERE (?1 IS NULL OR g.instance_id = ?1) AND (?2 IS NULL OR g.group_id = ?2)"
+		" ORDER BY s.snapshot_id DESC LIMIT ?3",
+	[STORE_Q_DIFF_COUNTS] =
+		"SELECT coalesce(sum(in_b AND NOT in_a), 0), coalesce(sum(in_a AND NOT in_b), 0)"
+		" FROM (" DIFF_CORE ")",
+	[STORE_Q_DIFF_ADDED] =
+		"SELECT client_id FROM (" DIFF_CORE ") WHERE in_b AND NOT in_a ORDER BY client_id",
+	[STORE_Q_DIFF_REMOVED] =
+		"SELECT client_id FROM (" DIFF_CORE ") WHERE in_a AND NOT in_b ORDER BY client_id",
+	/* the primary key's order: streamed, never sorted */
+	[STORE_Q_MEMBERS] =
+		"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+		" AND (to_snap IS NULL OR to_snap > ?2)"
+		" AND (?3 IS NULL OR client_id GLOB ?3 OR " DEVICE_OF("client_id") " GLOB ?3)"
+		" ORDER BY client_id",
+	[STORE_Q_INTERVALS_GLOB] =
+		INTERVAL_COLUMNS
+		" WHERE i.group_key = ?1 AND (i.client_id GLOB ?2"
+		"  OR " DEVICE_OF("i.client_id") " GLOB ?2)"
+		" ORDER BY i.client_id, i.from_snap",
+	[STORE_Q_INTERVALS_EXACT] =
+		INTERVAL_COLUMNS
+		" WHERE i.group_key = ?1 AND (i.client_id = ?2"
+		"  OR " DEVICE_OF("i.client_id") " = ?2)"
+		" ORDER BY i.client_id, i.from_snap",
+	/*
+	 * A group's first complete snapshot added every client it holds and removed none; an
+	 * interval opened before the earliest retained snapshot names one that is gone.  Either
+	 * proves that older history existed and was deleted by prune.  (What neither shows: a
+	 * pruned past in which the group was empty and every interval closed.)
+	 */
+	[STORE_Q_PRUNED_BEFORE] =
+		"SELECT e.snapshot_id, (coalesce(e.removed, 0) != 0"
+		"  OR coalesce(e.added, 0) != coalesce(e.client_count, 0)"
+		"  OR EXISTS (SELECT 1 FROM cs_interval i WHERE i.group_key = e.group_key"
+		"   AND i.from_snap < e.snapshot_id))"
+		" FROM cs_snapshot e WHERE e.group_key = ?1 AND e.status = 'complete'"
+		" ORDER BY e.snapshot_id LIMIT 1",
+	[STORE_Q_SERIES] =
+		"SELECT snapshot_id, coalesce(read_last_epoch, finished_epoch), client_count"
+		" FROM cs_snapshot"
+		" WHERE group_key = ?1 AND status = 'complete' ORDER BY snapshot_id",
+	[STORE_Q_PRUNE_CREATE] =
+		"CREATE TEMP TABLE IF NOT EXISTS prune_doomed (snapshot_id INTEGER PRIMARY KEY)",
+	[STORE_Q_PRUNE_CLEAR] = "DELETE FROM temp.prune_doomed",
+	/* beyond the ?1 newest complete snapshots of its group */
+	[STORE_Q_PRUNE_KEEP_LAST] =
+		"INSERT OR IGNORE INTO temp.prune_doomed SELECT s.snapshot_id FROM cs_snapshot s"
+		" WHERE s.status != 'running' AND (SELECT count(*) FROM cs_snapshot k"
+		"  WHERE k.group_key = s.group_key AND k.status = 'complete'"
+		"  AND k.snapshot_id > s.snapshot_id) >= ?1",
+	/* spares from keep_last the snapshots finished at or after ?1 */
+	[STORE_Q_PRUNE_SPARE_YOUNG] =
+		"DELETE FROM temp.prune_doomed WHERE snapshot_id IN (SELECT snapshot_id FROM"
+		" cs_snapshot WHERE coalesce(finished_epoch,"
+		" CAST(strftime('%s', started_at) AS INTEGER)) >= ?1)",
+	[STORE_Q_PRUNE_OLDER_THAN] =
+		"INSERT OR IGNORE INTO temp.prune_doomed SELECT snapshot_id FROM cs_snapshot"
+		" WHERE status != 'running'"
+		" AND coalesce(finished_epoch, CAST(strftime('%s', started_at) AS INTEGER)) < ?1",
+	/* never: a group's latest complete snapshot, nor one a checkpoint resumes */
+	[STORE_Q_PRUNE_SPARE_NEEDED] =
+		"DELETE FROM temp.prune_doomed WHERE snapshot_id IN"
+		" (SELECT max(snapshot_id) FROM cs_snapshot WHERE status = 'complete'"
+		"  GROUP BY group_key) OR snapshot_id IN (SELECT snapshot_id FROM cs_checkpoint)",
+	[STORE_Q_PRUNE_SNAPSHOTS] =
+		"DELETE FROM cs_snapshot WHERE snapshot_id IN (SELECT snapshot_id FROM"
+		" temp.prune_doomed)",
+	[STORE_Q_PRUNE_FIRST_SEEN] =
+		"INSERT OR IGNORE INTO cs_first_seen (group_key, client_id, first_seen)"
+		" SELECT group_key, client_id, min(first_seen) FROM cs_interval"
+		PRUNE_UNNEEDED
+		" GROUP BY group_key, client_id",
+	[STORE_Q_PRUNE_INTERVALS] = "DELETE FROM cs_interval" PRUNE_UNNEEDED,
+	[STORE_Q_PRUNE_RUNS] =
+		"DELETE FROM cs_run WHERE status != 'running' AND NOT EXISTS"
+		" (SELECT 1 FROM cs_snapshot s WHERE s.run_id = cs_run.run_id)",
+};
+
+sqlite3_stmt *store_query(struct store *st, enum store_query_id id, struct cs_error *err)
+{
+	sqlite3_stmt *s = st->queries[id];
+
+	if (!s) {
+		if (sqlite3_prepare_v3(st->db, store_query_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+				       &s, NULL) != SQLITE_OK) {
+			store_db_error(st, err, "query");
+			return NULL;
+		}
+		st->queries[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+int64_t store_changes(struct store *st)
+{
+	return sqlite3_changes(st->db);
+}
