@@ -132,6 +132,16 @@ int store_begin(struct store *st, struct cs_error *err)
 	return 0;
 }
 
+int store_read_begin(struct store *st, struct cs_error *err)
+{
+	if (st->in_tx)
+		return 0;
+	if (store_exec(st, "BEGIN", err) < 0)
+		return -1;
+	st->in_tx = 1;
+	return 0;
+}
+
 int store_commit(struct store *st, struct cs_error *err)
 {
 	if (!st->in_tx)

@@ -238,6 +238,15 @@ enum store_query_id {
  * open; and never step one query from inside a loop over the same query. */
 struct sqlite3_stmt;
 struct sqlite3_stmt *store_query(struct store *st, enum store_query_id id, struct cs_error *err);
+/* A statement of its own for the named query id, for a query stepped by several cursors at
+ * once: not cached, the caller finalizes it (NULL with err set; err may be NULL). */
+struct sqlite3_stmt *store_query_new(struct store *st, enum store_query_id id,
+				     struct cs_error *err);
+/* Runs the named query id, a statement without parameters, to its end (rows ignored). */
+int store_query_run(struct store *st, enum store_query_id id, struct cs_error *err);
+/* Opens a read transaction (BEGIN, deferred), so that several queries see one state of the
+ * database; store_rollback ends it.  Nothing when a transaction is open already. */
+int store_read_begin(struct store *st, struct cs_error *err);
 /* The rows changed by the last INSERT, UPDATE or DELETE this connection stepped. */
 int64_t store_changes(struct store *st);
 /* The connection, for the read-side queries of audit.c (same thread only). */

@@ -247,6 +247,25 @@ sqlite3_stmt *store_query(struct store *st, enum store_query_id id, struct cs_er
 	return s;
 }
 
+sqlite3_stmt *store_query_new(struct store *st, enum store_query_id id, struct cs_error *err)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, store_query_sql[id], -1, &s, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		store_db_error(st, err, "query");
+		return NULL;
+	}
+	return s;
+}
+
+int store_query_run(struct store *st, enum store_query_id id, struct cs_error *err)
+{
+	sqlite3_stmt *s = store_query(st, id, err);
+
+	return s ? store_step_done(st, s, err) : -1;
+}
+
 int64_t store_changes(struct store *st)
 {
 	return sqlite3_changes(st->db);
