@@ -1,11 +1,12 @@
 /*
  * store_int.h - what the store's files share and nothing outside the store sees: the
  * connection (struct store), its table of prepared statements, and the helpers that run
- * them.  The store is split by job: store.c (the connection: open, locate, migrations,
- * pragmas, quick_check, WAL checkpoints, failure codes), store_sql.c (the SQL, the named
- * queries of store.h), store_run.c (runs, snapshots, resume policy, rates), store_stage.c
- * (staged pages and checkpoints), store_merge.c (finalizing: merge and tally), with the
- * staged-page format in stage_codec.c.
+ * them.  The store is split by job: store.c (the connection: open, migrations, pragmas,
+ * transactions, quick_check, WAL checkpoints, failure codes), store_file.c (locating and
+ * classifying the file before it is opened), store_sql.c (the SQL, and the named queries of
+ * store.h), store_run.c (runs, snapshots, resume policy, rates), store_stage.c (staged pages
+ * and checkpoints), store_merge.c (finalizing: merge and tally), with the staged-page format
+ * in stage_codec.c.
  */
 #ifndef CREDSYNC_STORE_INT_H
 #define CREDSYNC_STORE_INT_H
@@ -79,6 +80,24 @@ int store_step_done(struct store *st, sqlite3_stmt *s, struct cs_error *err);
 int store_exec(struct store *st, const char *sql, struct cs_error *err);
 /* The current time as UTC text (YYYY-MM-DDTHH:MM:SSZ). */
 void store_now_text(char out[21]);
+/* What a database file is (store_classify). */
+enum store_file_kind {
+	STORE_FILE_NEW,       /* missing, empty, or SQLite without a single schema object */
+	STORE_FILE_OURS,      /* credsync's application_id */
+	STORE_FILE_OURS_OLD,  /* a credsync database from before the application_id (version 1) */
+	STORE_FILE_FOREIGN,   /* anything else: never written */
+};
+
+/* Classifies the file at path (named shown in messages) without writing a byte; a foreign
+ * or unreadable file is -1 with err set. */
+int store_classify(const char *path, const char *shown, enum store_file_kind *kind,
+		   struct cs_error *err);
+/* Warns when path is a symbolic link in a world-writable directory. */
+void store_warn_symlink(const char *path);
+/* Refuses (ReadOnly) a file, directory, -wal or -shm this user cannot write. */
+int store_check_writable(const char *real, const char *shown, struct cs_error *err);
+/* Creates path with mode 0600 unless it exists. */
+int store_precreate(const char *path, struct cs_error *err);
 /* Deletes a group's staged pages and its checkpoint (inside the caller's transaction). */
 int store_drop_crawl(struct store *st, int64_t group_key, struct cs_error *err);
 
