@@ -244,6 +244,11 @@ struct sqlite3_stmt *store_query_new(struct store *st, enum store_query_id id,
 				     struct cs_error *err);
 /* Runs the named query id, a statement without parameters, to its end (rows ignored). */
 int store_query_run(struct store *st, enum store_query_id id, struct cs_error *err);
+/* Registers a virtual-table module on the connection as name (an eponymous table that named
+ * queries read); aux reaches its xCreate/xConnect.  -1 with err set (err may be NULL). */
+struct sqlite3_module;
+int store_create_module(struct store *st, const char *name, const struct sqlite3_module *module,
+			void *aux, struct cs_error *err);
 /* Opens a read transaction (BEGIN, deferred), so that several queries see one state of the
  * database; store_rollback ends it.  Nothing when a transaction is open already. */
 int store_read_begin(struct store *st, struct cs_error *err);

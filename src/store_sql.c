@@ -266,6 +266,14 @@ int store_query_run(struct store *st, enum store_query_id id, struct cs_error *e
 	return s ? store_step_done(st, s, err) : -1;
 }
 
+int store_create_module(struct store *st, const char *name, const struct sqlite3_module *module,
+			void *aux, struct cs_error *err)
+{
+	if (sqlite3_create_module(st->db, name, module, aux) != SQLITE_OK)
+		return store_db_error(st, err, "virtual table");
+	return 0;
+}
+
 int64_t store_changes(struct store *st)
 {
 	return sqlite3_changes(st->db);
