@@ -1,26 +1,45 @@
 /*
- * audit.c - the register and the comparison of audit.h, in temporary tables:
- *   temp.audit_expected (line, id)           the register, unique on id
- *   temp.audit_held (group_key, client_id, key, unexpected)
- *                                            each selected group's clients at its snapshot,
- *                                            in group then client order (rowid), key being
- *                                            what the register is matched against
- *   temp.audit_range (group_key, first, last) each group's rowid range in audit_held
- *   temp.audit_gone (line, id)               register entries nobody holds
- * SQLite sorts and merges on disk (temp_store = FILE), so memory stays flat.  Everything runs
- * in one read transaction: the inventory cannot change half-way, and nothing is written to
- * the database itself.
+ * audit.c - the register and the comparison of audit.h.
+ *
+ * The comparison is one merge in C of two ordered streams: the register sorted by ID and
+ * the inventory side in the same key order.  The register is never stored: it is the
+ * eponymous virtual table audit_register (id, line), read from the file while SQLite's
+ * sorter consumes it (a million inserts and an index cost more than that one sort, which
+ * also brings a repeated ID next to its twin).  The inventory side is read straight from
+ * cs_interval in its primary key's order, one stream per group, merged across groups by a
+ * small heap; by device, groups whose client IDs do not all share "GroupID@@@" are sorted
+ * by device ID in one query instead.  Nothing of a million rows is held in memory: SQLite
+ * sorts on disk (temp_store = FILE), and only the findings are written, to temporary tables:
+ *   temp.audit_group (group_key, snapshot_id, ord, by_key, clients, unexpected)
+ *                                         the groups added, and their counts once compared
+ *   temp.audit_unexpected (group_key, client_id)  clients that are not in the register
+ *   temp.audit_gone (line, id)            register entries nobody holds
+ * Everything runs in one read transaction: the inventory cannot change half-way, and
+ * nothing is written to the database itself.  The SQL is in the SQL_* strings.
  */
 #include "audit.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 #include "util.h"
+
+/* The temporary tables (see the top of the file); no index but the primary keys. */
+static const char SQL_CREATE_GROUP[] =
+	"CREATE TEMP TABLE audit_group (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL,"
+	" ord INTEGER NOT NULL, by_key INTEGER NOT NULL DEFAULT 0, clients INTEGER NOT NULL DEFAULT 0,"
+	" unexpected INTEGER NOT NULL DEFAULT 0)";
+static const char SQL_CREATE_UNEXPECTED[] =
+	"CREATE TEMP TABLE audit_unexpected (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
+	" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID";
+static const char SQL_CREATE_GONE[] =
+	"CREATE TEMP TABLE audit_gone (line INTEGER NOT NULL, id TEXT NOT NULL)";
 
 static int prepare(struct store *st, const char *sql, sqlite3_stmt **s, struct cs_error *err)
 {
@@ -38,7 +57,16 @@ static int exec1(struct store *st, const char *sql, struct cs_error *err)
 
 /* ---- reading the register ---- */
 
-struct reader {
+/* A CSV record's fields as they end: the wanted one is kept. */
+struct csv_field_sink {
+	size_t want;             /* the column's index, or SIZE_MAX for the header */
+	const char *name;        /* the header's column name */
+	size_t index;            /* fields seen in this record */
+	int found;               /* the wanted field was seen */
+	struct cs_buf value;     /* the wanted field (or, for the header, the column list) */
+};
+
+struct audit_reader {
 	FILE *f;
 	const char *path;
 	struct cs_buf line;      /* the current record's bytes (CSV: one field at a time) */
@@ -46,9 +74,18 @@ struct reader {
 	char blk[65536];         /* text mode's read buffer: blk[pos, end) is unread */
 	size_t pos, end;
 	struct cs_error *err;
+	/* what the virtual table reads next (reader_next) */
+	const char *column;      /* CSV: the column; NULL: a text file */
+	struct csv_field_sink *k;
+	struct audit_register *reg;
+	const char *id;          /* the current ID, and its line */
+	size_t id_len;
+	int64_t id_line;
+	int scanned;             /* the file was read once (it cannot be read again) */
+	int failed;              /* r->err says why */
 };
 
-static int bad(struct reader *r, int64_t line, const char *fmt, const char *detail)
+static int bad(struct audit_reader *r, int64_t line, const char *fmt, const char *detail)
 {
 	return cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s:%lld: %s%s", r->path, (long long)line,
 			    fmt, detail ? detail : "");
@@ -59,6 +96,8 @@ static size_t utf8_bad_at(const char *s, size_t len)
 {
 	size_t i = 0;
 
+	if (util_utf8_valid(s, len))
+		return 0;  /* the common case, in one call */
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
 		size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
@@ -70,7 +109,7 @@ static size_t utf8_bad_at(const char *s, size_t len)
 	return 0;
 }
 
-static int check_utf8(struct reader *r, int64_t line, const char *s, size_t len)
+static int check_utf8(struct audit_reader *r, int64_t line, const char *s, size_t len)
 {
 	char detail[96];
 	size_t at = utf8_bad_at(s, len);
@@ -83,25 +122,9 @@ static int check_utf8(struct reader *r, int64_t line, const char *s, size_t len)
 	return bad(r, line, "", detail);
 }
 
-static int insert_id(struct store *st, sqlite3_stmt *ins, int64_t line, const char *id,
-		     size_t len, struct audit_register *reg, struct cs_error *err)
-{
-	sqlite3_bind_int64(ins, 1, line);
-	sqlite3_bind_text(ins, 2, id, (int)len, SQLITE_STATIC);  /* copied by the step */
-	if (sqlite3_step(ins) != SQLITE_DONE) {
-		sqlite3_reset(ins);
-		sqlite3_clear_bindings(ins);
-		return store_error(st, err, "audit register");
-	}
-	sqlite3_reset(ins);
-	sqlite3_clear_bindings(ins);
-	reg->ids++;
-	return 0;
-}
-
 /* Reads one line into r->line without its end; 0 at EOF with nothing read, 1 with a line.
  * Block reads and memchr: a million-line register is read in tens of milliseconds. */
-static int read_line(struct reader *r)
+static int read_line(struct audit_reader *r)
 {
 	int eof = 0;
 
@@ -137,8 +160,8 @@ static int read_line(struct reader *r)
 	return 1;
 }
 
-static int load_text(struct store *st, struct reader *r, sqlite3_stmt *ins,
-		     struct audit_register *reg)
+/* The next ID of a text register into r->id: 1, 0 at the end, -1 on bad input. */
+static int next_text(struct audit_reader *r)
 {
 	int rc;
 
@@ -161,28 +184,23 @@ static int load_text(struct store *st, struct reader *r, sqlite3_stmt *ins,
 		}
 		while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
 			len--;
-		reg->lines = line;
+		r->reg->lines = line;
 		if (!len || *s == '#')
 			continue;
-		if (insert_id(st, ins, line, s, len, reg, r->err) < 0)
-			return -1;
+		r->id = s;
+		r->id_len = len;
+		r->id_line = line;
+		return 1;
 	}
 	return rc;
 }
 
 /*
- * One CSV record (RFC 4180): its fields go to cb as they end.  Returns 1 with a record, 0 at
- * the end of the file, -1 on error.  *start is the record's first line.
+ * One CSV record (RFC 4180): its fields go to k as they end.  Returns 1 with a record, 2 for
+ * a blank line, 0 at the end of the file, -1 on error.  *start is the record's first line.
  */
-struct csv_field_sink {
-	size_t want;             /* the column's index, or SIZE_MAX for the header */
-	const char *name;        /* the header's column name */
-	size_t index;            /* fields seen in this record */
-	int found;               /* the wanted field was seen */
-	struct cs_buf value;     /* the wanted field (or, for the header, the column list) */
-};
 
-static int csv_record(struct reader *r, struct csv_field_sink *k, int64_t *start)
+static int csv_record(struct audit_reader *r, struct csv_field_sink *k, int64_t *start)
 {
 	int c, quoted = 0, in_quotes = 0, after_quote = 0, any = 0;
 
@@ -192,9 +210,9 @@ static int csv_record(struct reader *r, struct csv_field_sink *k, int64_t *start
 	buf_reset(&k->value);
 	buf_reset(&r->line);
 	/* a blank line is no record */
-	c = getc(r->f);
+	c = getc_unlocked(r->f);
 	if (c == '\r') {
-		int d = getc(r->f);
+		int d = getc_unlocked(r->f);
 
 		if (d == '\n')
 			c = '\n';
@@ -208,14 +226,14 @@ static int csv_record(struct reader *r, struct csv_field_sink *k, int64_t *start
 	if (c != EOF)
 		ungetc(c, r->f);
 	for (;;) {
-		c = getc(r->f);
+		c = getc_unlocked(r->f);
 		if (c != EOF)
 			any = 1;
 		if (in_quotes) {
 			if (c == EOF)
 				return bad(r, *start, "a quoted field is never closed", NULL);
 			if (c == '"') {
-				int d = getc(r->f);
+				int d = getc_unlocked(r->f);
 
 				if (d == '"') {
 					buf_putc(&r->line, '"');
@@ -232,7 +250,7 @@ static int csv_record(struct reader *r, struct csv_field_sink *k, int64_t *start
 			buf_putc(&r->line, (char)c);
 		} else if (c == ',' || c == '\n' || c == EOF || c == '\r') {
 			if (c == '\r') {
-				int d = getc(r->f);
+				int d = getc_unlocked(r->f);
 
 				if (d != '\n') {
 					if (d != EOF)
@@ -291,176 +309,725 @@ static int csv_record(struct reader *r, struct csv_field_sink *k, int64_t *start
 	}
 }
 
-static int load_csv(struct store *st, struct reader *r, const char *column, sqlite3_stmt *ins,
-		    struct audit_register *reg)
+/* Reads the CSV header and finds the column in it. */
+static int csv_header(struct audit_reader *r)
 {
-	struct csv_field_sink k = { SIZE_MAX, column, 0, 0, CS_BUF_INIT };
 	int64_t start;
-	int rc, ret = -1;
+	int rc;
 
-	while ((rc = csv_record(r, &k, &start)) == 2)
+	while ((rc = csv_record(r, r->k, &start)) == 2)
 		;
-	if (rc == 0) {
-		cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s: the register is empty (expected a CSV "
-			     "header naming column '%s')", r->path, column);
-		goto out;
-	}
+	if (rc == 0)
+		return cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s: the register is empty (expected "
+				    "a CSV header naming column '%s')", r->path, r->column);
 	if (rc < 0)
-		goto out;
-	if (k.want == SIZE_MAX) {
-		cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s:%lld: the header has no column '%s' "
-			     "(columns: %s)", r->path, (long long)start, column, buf_str(&k.value));
-		goto out;
-	}
-	while ((rc = csv_record(r, &k, &start)) >= 1) {
-		reg->lines = r->line_no - 1;
+		return -1;
+	if (r->k->want == SIZE_MAX)
+		return cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s:%lld: the header has no column "
+				    "'%s' (columns: %s)", r->path, (long long)start, r->column,
+				    buf_str(&r->k->value));
+	return 0;
+}
+
+/* The next ID of a CSV register below its header, as next_text. */
+static int next_csv(struct audit_reader *r)
+{
+	struct csv_field_sink *k = r->k;
+	int64_t start;
+	int rc;
+
+	while ((rc = csv_record(r, k, &start)) >= 1) {
+		r->reg->lines = r->line_no - 1;
 		if (rc == 2)
 			continue;
-		if (!k.found) {
+		if (!k->found) {
 			char detail[64];
 
-			snprintf(detail, sizeof(detail), " (the row has %zu field(s))", k.index);
-			cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s:%lld: no value for column '%s'%s",
-				     r->path, (long long)start, column, detail);
-			goto out;
+			snprintf(detail, sizeof(detail), " (the row has %zu field(s))", k->index);
+			return cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s:%lld: no value for column "
+					    "'%s'%s", r->path, (long long)start, r->column, detail);
 		}
-		if (!k.value.len) {
-			reg->skipped++;
+		if (!k->value.len) {
+			r->reg->skipped++;
 			continue;
 		}
-		if (k.value.oom) {
-			cs_error_set(r->err, CS_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		if (insert_id(st, ins, start, k.value.data, k.value.len, reg, r->err) < 0)
-			goto out;
+		if (k->value.oom)
+			return cs_error_set(r->err, CS_ERR_NOMEM, "out of memory");
+		r->id = k->value.data;
+		r->id_len = k->value.len;
+		r->id_line = start;
+		return 1;
 	}
-	ret = rc;
-out:
-	buf_release(&k.value);
-	return ret;
+	return rc;
 }
 
-/* After a failed unique index: the first repeated ID and both its lines, for the message. */
-static int report_duplicate(struct store *st, const char *path, struct cs_error *err)
+/* The next ID of the register: 1 (r->id, r->id_len, r->id_line), 0 at the end, -1. */
+static int reader_next(struct audit_reader *r)
 {
-	sqlite3_stmt *s = NULL;
-	char q[160];
+	int rc = r->failed ? -1 : r->column ? next_csv(r) : next_text(r);
 
-	if (exec1(st, "CREATE INDEX temp.audit_expected_dup ON audit_expected (id)", err) < 0 ||
-	    prepare(st, "SELECT id, min(line), (SELECT min(line) FROM temp.audit_expected b"
-		    "  WHERE b.id = a.id AND b.line > min(a.line)) AS again"
-		    " FROM temp.audit_expected a GROUP BY id HAVING count(*) > 1"
-		    " ORDER BY again LIMIT 1", &s, err) < 0)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		util_quote_bytes((const char *)sqlite3_column_text(s, 0),
-				 (size_t)sqlite3_column_bytes(s, 0), q, sizeof(q));
-		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:%lld: '%s' repeats line %lld (each ID "
-			     "must appear once)", path, (long long)sqlite3_column_int64(s, 2), q,
-			     (long long)sqlite3_column_int64(s, 1));
-	} else {
-		store_error(st, err, "audit register");
-	}
-	sqlite3_finalize(s);
-	return -1;
+	if (rc < 0)
+		r->failed = 1;
+	else if (rc == 1)
+		r->reg->ids++;
+	return rc;
 }
+
+/*
+ * The register as an eponymous virtual table, audit_register (id, line), read from the file
+ * as SQLite scans it: sorting it by ID is then one pass of SQLite's sorter over the file, and
+ * the register is never written to a table (a million inserts cost more than the sort).  It
+ * can be scanned once.
+ */
+struct register_vtab {
+	sqlite3_vtab base;
+	struct audit_reader *r;
+};
+
+struct register_cursor {
+	sqlite3_vtab_cursor base;
+	int eof;
+};
+
+static int rv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+		      sqlite3_vtab **out, char **errmsg)
+{
+	struct register_vtab *t;
+	int rc;
+
+	(void)argc;
+	(void)argv;
+	(void)errmsg;
+	rc = sqlite3_declare_vtab(db, "CREATE TABLE x (id TEXT, line INTEGER)");
+	if (rc != SQLITE_OK)
+		return rc;
+	if (!(t = sqlite3_malloc(sizeof(*t))))
+		return SQLITE_NOMEM;
+	memset(t, 0, sizeof(*t));
+	t->r = aux;
+	*out = &t->base;
+	return SQLITE_OK;
+}
+
+static int rv_disconnect(sqlite3_vtab *vt)
+{
+	sqlite3_free(vt);
+	return SQLITE_OK;
+}
+
+static int rv_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
+{
+	(void)vt;
+	info->estimatedCost = 1e6;
+	info->estimatedRows = 1000000;
+	return SQLITE_OK;
+}
+
+static int rv_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
+{
+	struct register_cursor *c = sqlite3_malloc(sizeof(*c));
+
+	(void)vt;
+	if (!c)
+		return SQLITE_NOMEM;
+	memset(c, 0, sizeof(*c));
+	*out = &c->base;
+	return SQLITE_OK;
+}
+
+static int rv_close(sqlite3_vtab_cursor *cur)
+{
+	sqlite3_free(cur);
+	return SQLITE_OK;
+}
+
+static int rv_next(sqlite3_vtab_cursor *cur)
+{
+	struct register_cursor *c = (struct register_cursor *)cur;
+	struct audit_reader *r = ((struct register_vtab *)cur->pVtab)->r;
+	int rc = reader_next(r);
+
+	if (rc < 0) {
+		/* the message is in r->err; SQLite's own is only a placeholder */
+		sqlite3_free(cur->pVtab->zErrMsg);
+		cur->pVtab->zErrMsg = sqlite3_mprintf("the register could not be read");
+		return SQLITE_ERROR;
+	}
+	c->eof = rc == 0;
+	return SQLITE_OK;
+}
+
+static int rv_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
+		     sqlite3_value **argv)
+{
+	struct audit_reader *r = ((struct register_vtab *)cur->pVtab)->r;
+
+	(void)idx;
+	(void)idx_str;
+	(void)argc;
+	(void)argv;
+	if (r->scanned) {
+		cs_error_set(r->err, CS_ERR_RUNTIME, "audit: %s: the register was read twice", r->path);
+		r->failed = 1;
+		return SQLITE_ERROR;
+	}
+	r->scanned = 1;
+	return rv_next(cur);
+}
+
+static int rv_eof(sqlite3_vtab_cursor *cur)
+{
+	return ((struct register_cursor *)cur)->eof;
+}
+
+static int rv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+	struct audit_reader *r = ((struct register_vtab *)cur->pVtab)->r;
+
+	if (col == 0)  /* copied into the sorter's record before the next row is read */
+		sqlite3_result_text(ctx, r->id, (int)r->id_len, SQLITE_STATIC);
+	else
+		sqlite3_result_int64(ctx, r->id_line);
+	return SQLITE_OK;
+}
+
+static int rv_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+	*rowid = ((struct register_vtab *)cur->pVtab)->r->id_line;
+	return SQLITE_OK;
+}
+
+static const sqlite3_module register_module = {
+	.iVersion = 0,
+	.xCreate = NULL,  /* eponymous only */
+	.xConnect = rv_connect,
+	.xBestIndex = rv_best_index,
+	.xDisconnect = rv_disconnect,
+	.xDestroy = rv_disconnect,
+	.xOpen = rv_open,
+	.xClose = rv_close,
+	.xFilter = rv_filter,
+	.xNext = rv_next,
+	.xEof = rv_eof,
+	.xColumn = rv_column,
+	.xRowid = rv_rowid,
+};
 
 int audit_load_register(struct store *st, const char *path, const char *column,
 			struct audit_register *reg, struct cs_error *err)
 {
-	struct reader r;
-	sqlite3_stmt *ins = NULL;
+	struct audit_reader *r;
 	unsigned char head[2] = { 0, 0 };
-	int ret = -1, rc;
 
 	memset(reg, 0, sizeof(*reg));
-	memset(&r, 0, sizeof(r));
-	r.path = path;
-	r.line_no = 1;
-	r.err = err;
+	reg->path = path;
+	if (!(r = calloc(1, sizeof(*r))) || !(r->k = calloc(1, sizeof(*r->k)))) {
+		free(r);
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	}
+	reg->reader = r;
+	r->path = path;
+	r->line_no = 1;
+	r->err = err;
+	r->column = column;
+	r->reg = reg;
+	r->k->want = SIZE_MAX;
+	r->k->name = column;
 	if (!strcmp(path, "-"))
-		r.f = stdin;
-	else if (!(r.f = fopen(path, "rb")))
+		r->f = stdin;
+	else if (!(r->f = fopen(path, "rb")))
 		return cs_error_set(err, CS_ERR_RUNTIME, "audit: cannot open the register %s: %s",
 				    path, strerror(errno));
 	/* UTF-16 is the one encoding a spreadsheet commonly picks that is not UTF-8; from a
 	 * pipe (no rewind) it is still refused, as bytes that are not UTF-8 */
-	if (r.f != stdin) {
-		if (fread(head, 1, 2, r.f) == 2 &&
-		    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF))) {
-			cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:1: the register is UTF-16 (it starts "
-				     "with a UTF-16 byte order mark); save it as UTF-8", path);
-			goto out;
-		}
-		rewind(r.f);
+	if (r->f != stdin) {
+		if (fread(head, 1, 2, r->f) == 2 &&
+		    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)))
+			return cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:1: the register is UTF-16 (it "
+					    "starts with a UTF-16 byte order mark); save it as UTF-8", path);
+		rewind(r->f);
 	}
+	if (column && csv_header(r) < 0)
+		return -1;
 	/*
 	 * The temporary tables need no rollback journal (they die with the transaction), and a
-	 * larger page cache for them (8 MiB, within the 32 MiB budget) keeps the sorts that
-	 * build their indexes mostly in memory.
+	 * larger page cache for them (8 MiB, within the 32 MiB budget) holds the findings.
 	 */
 	if (exec1(st, "PRAGMA temp.journal_mode = OFF", err) < 0 ||
 	    exec1(st, "PRAGMA temp.cache_size = -8192", err) < 0 ||
 	    exec1(st, "BEGIN", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_expected (line INTEGER PRIMARY KEY, id TEXT NOT NULL)",
-		  err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_held (group_key INTEGER NOT NULL, client_id TEXT NOT "
-		  "NULL, key TEXT NOT NULL, unexpected INTEGER NOT NULL)", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_range (group_key INTEGER PRIMARY KEY, first INTEGER,"
-		  " last INTEGER)", err) < 0 ||
-	    exec1(st, "CREATE TEMP TABLE audit_gone (line INTEGER PRIMARY KEY, id TEXT NOT NULL)",
-		  err) < 0 ||
-	    prepare(st, "INSERT INTO temp.audit_expected (line, id) VALUES (?1, ?2)", &ins, err) < 0)
-		goto out;
-	rc = column ? load_csv(st, &r, column, ins, reg) : load_text(st, &r, ins, reg);
-	if (rc < 0)
-		goto out;
-	if (!reg->ids) {
-		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s: the register is empty (no IDs%s)", path,
-			     column ? " below the header" : "; '#' lines are comments");
-		goto out;
-	}
-	/* the index is built by one sort, faster than a million ordered inserts */
-	if (sqlite3_exec(store_db(st), "CREATE UNIQUE INDEX temp.audit_expected_id ON "
-			 "audit_expected (id)", NULL, NULL, NULL) != SQLITE_OK) {
-		if ((sqlite3_errcode(store_db(st)) & 0xff) == SQLITE_CONSTRAINT)
-			report_duplicate(st, path, err);
-		else
-			store_error(st, err, "audit register");
-		goto out;
-	}
-	ret = 0;
-out:
-	sqlite3_finalize(ins);
-	buf_release(&r.line);
-	if (r.f && r.f != stdin)
-		fclose(r.f);
-	return ret;
+	    exec1(st, SQL_CREATE_GROUP, err) < 0 || exec1(st, SQL_CREATE_UNEXPECTED, err) < 0 ||
+	    exec1(st, SQL_CREATE_GONE, err) < 0)
+		return -1;
+	if (sqlite3_create_module(store_db(st), "audit_register", &register_module, r) != SQLITE_OK)
+		return store_error(st, err, "audit register");
+	return 0;
+}
+
+/* Closes the register and frees its reader. */
+static void register_close(struct audit_register *reg)
+{
+	struct audit_reader *r = reg ? reg->reader : NULL;
+
+	if (!r)
+		return;
+	if (r->f && r->f != stdin)
+		fclose(r->f);
+	buf_release(&r->line);
+	if (r->k)
+		buf_release(&r->k->value);
+	free(r->k);
+	free(r);
+	reg->reader = NULL;
 }
 
 /* ---- comparing ---- */
 
-int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, int by_device,
+/* The SQL of the comparison, all of it here. */
+static const char SQL_REGISTER_BY_ID[] =
+	"SELECT id, line FROM audit_register ORDER BY id, line";
+static const char SQL_GROUPS[] =
+	"SELECT group_key, snapshot_id FROM temp.audit_group ORDER BY ord";
+/* a group's clients at its snapshot, in the primary key's order (no sort) */
+static const char SQL_GROUP_BY_CLIENT[] =
+	"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+	" AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id";
+/* its first and last client IDs, through the same key */
+static const char SQL_GROUP_FIRST_LAST[] =
+	"SELECT (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+	"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id LIMIT 1),"
+	" (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+	"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id DESC LIMIT 1)";
+static const char SQL_SET_BY_KEY[] =
+	"UPDATE temp.audit_group SET by_key = 1 WHERE ord = ?1";
+/* the by_key groups' clients, sorted by device ID (the key) */
+static const char SQL_BY_KEY[] =
+	"SELECT CASE WHEN instr(i.client_id, '@@@') > 0"
+	"  THEN substr(i.client_id, instr(i.client_id, '@@@') + 3) ELSE i.client_id END AS k,"
+	" g.ord, i.client_id FROM temp.audit_group g JOIN cs_interval i"
+	" ON i.group_key = g.group_key AND i.from_snap <= g.snapshot_id"
+	" AND (i.to_snap IS NULL OR i.to_snap > g.snapshot_id) WHERE g.by_key ORDER BY k";
+static const char SQL_ADD_UNEXPECTED[] =
+	"INSERT INTO temp.audit_unexpected (group_key, client_id) VALUES (?1, ?2)";
+static const char SQL_ADD_GONE[] =
+	"INSERT INTO temp.audit_gone (line, id) VALUES (?1, ?2)";
+static const char SQL_SET_COUNTS[] =
+	"UPDATE temp.audit_group SET clients = ?2, unexpected = ?3 WHERE ord = ?1";
+
+/*
+ * One stream of the inventory side in key order: one group's clients read in the interval
+ * key's order (by client, the key; by device too when the group's first and last client IDs
+ * share their part up to the first "@@@", so that all of them do, as Alibaba's
+ * GroupID@@@DeviceID IDs do), or the other groups' rows sorted by key (SQL_BY_KEY), each
+ * naming its group.
+ */
+struct source {
+	sqlite3_stmt *s;
+	int sorted;              /* SQL_BY_KEY: column 0 key, 1 group ordinal, 2 client ID */
+	size_t prefix;           /* bytes before the key (a group's shared "GroupID@@@") */
+	size_t ord;              /* the group's ordinal */
+	const char *key, *client;
+	size_t klen, clen;
+};
+
+/* SQLite's BINARY order: bytes, then length. */
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : alen < blen ? -1 : alen > blen;
+}
+
+/* What follows the first "@@@" of a client ID (what SQL_BY_KEY computes), or NULL. */
+static const char *device_part(const char *id, size_t len)
+{
+	const char *p = id, *end = id + len;
+
+	while (end - p >= 3 && (p = memchr(p, '@', (size_t)(end - p - 2)))) {
+		if (p[1] == '@' && p[2] == '@')
+			return p + 3;
+		p++;
+	}
+	return NULL;
+}
+
+/* The next row of x: 1, 0 at its end, -1. */
+static int source_step(struct source *x)
+{
+	int rc = sqlite3_step(x->s);
+
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (x->sorted) {
+		x->key = (const char *)sqlite3_column_text(x->s, 0);
+		x->klen = (size_t)sqlite3_column_bytes(x->s, 0);
+		x->ord = (size_t)sqlite3_column_int64(x->s, 1);
+		x->client = (const char *)sqlite3_column_text(x->s, 2);
+		x->clen = (size_t)sqlite3_column_bytes(x->s, 2);
+		return 1;
+	}
+	x->client = (const char *)sqlite3_column_text(x->s, 0);
+	x->clen = (size_t)sqlite3_column_bytes(x->s, 0);
+	x->key = x->client + x->prefix;
+	x->klen = x->clen - x->prefix;
+	return 1;
+}
+
+/* A binary min-heap of the streams by their current key: a merge of any number of groups. */
+static void heap_down(struct source **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		struct source *t;
+
+		if (l < n && key_cmp(h[l]->key, h[l]->klen, h[m]->key, h[m]->klen) < 0)
+			m = l;
+		if (l + 1 < n && key_cmp(h[l + 1]->key, h[l + 1]->klen, h[m]->key, h[m]->klen) < 0)
+			m = l + 1;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * Findings written AUDIT_BATCH rows per statement: a register that matches nothing makes
+ * two million of them, and one INSERT per row costs twice as much.  The rows' text is
+ * copied into one buffer, reused.
+ */
+#define AUDIT_BATCH 64
+
+struct batch {
+	sqlite3_stmt *one, *many;   /* SQL_ADD_* with one row, and with AUDIT_BATCH rows */
+	int64_t n[AUDIT_BATCH];
+	size_t off[AUDIT_BATCH], len[AUDIT_BATCH];
+	size_t count;
+	struct cs_buf text;
+};
+
+static int batch_open(struct store *st, struct batch *b, const char *sql, struct cs_error *err)
+{
+	struct cs_buf q = CS_BUF_INIT;
+	size_t i;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	buf_puts(&q, sql);
+	for (i = 1; i < AUDIT_BATCH; i++)
+		buf_puts(&q, ", (?, ?)");
+	if (q.oom) {
+		buf_release(&q);
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	}
+	rc = prepare(st, sql, &b->one, err) < 0 || prepare(st, buf_str(&q), &b->many, err) < 0;
+	buf_release(&q);
+	return rc ? -1 : 0;
+}
+
+static void batch_close(struct batch *b)
+{
+	sqlite3_finalize(b->one);
+	sqlite3_finalize(b->many);
+	buf_release(&b->text);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Writes the rows held: AUDIT_BATCH of them in one statement, fewer one by one. */
+static int batch_flush(struct store *st, struct batch *b, struct cs_error *err)
+{
+	size_t i;
+	int rc = SQLITE_DONE;
+
+	if (b->count == AUDIT_BATCH) {
+		for (i = 0; i < b->count; i++) {
+			sqlite3_bind_int64(b->many, (int)(2 * i + 1), b->n[i]);
+			sqlite3_bind_text(b->many, (int)(2 * i + 2), b->text.data + b->off[i],
+					  (int)b->len[i], SQLITE_STATIC);
+		}
+		rc = sqlite3_step(b->many);
+		sqlite3_reset(b->many);
+	} else {
+		for (i = 0; i < b->count && rc == SQLITE_DONE; i++) {
+			sqlite3_bind_int64(b->one, 1, b->n[i]);
+			sqlite3_bind_text(b->one, 2, b->text.data + b->off[i], (int)b->len[i],
+					  SQLITE_STATIC);
+			rc = sqlite3_step(b->one);
+			sqlite3_reset(b->one);
+		}
+	}
+	b->count = 0;
+	buf_reset(&b->text);
+	if (rc != SQLITE_DONE)
+		return store_error(st, err, "audit");
+	return 0;
+}
+
+static int batch_add(struct store *st, struct batch *b, int64_t n, const char *t, size_t len,
+		     struct cs_error *err)
+{
+	b->n[b->count] = n;
+	b->off[b->count] = b->text.len;
+	b->len[b->count] = len;
+	buf_append(&b->text, len ? t : "", len);
+	if (!b->text.data)
+		buf_putc(&b->text, '\0');  /* a first empty text still needs a buffer */
+	if (b->text.oom)
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	if (++b->count == AUDIT_BATCH)
+		return batch_flush(st, b, err);
+	return 0;
+}
+
+struct merge {
+	struct store *st;
+	struct audit_reader *r;
+	struct source *src;      /* one per group read in order, and one for the sorted ones */
+	size_t nsrc;
+	int64_t *group_key, *snapshot_id;   /* per group ordinal */
+	int64_t *clients, *unexpected;
+	size_t ngroups;
+	sqlite3_stmt *reg;
+	struct batch unexpected_rows, gone_rows;
+	struct cs_buf prev_id;   /* the register's previous ID, to catch a repeated one */
+	int64_t prev_line;       /* and its line */
+};
+
+/* A failed step of the register: the reader's message when it was the file. */
+static int register_error(struct merge *m, struct cs_error *err)
+{
+	if (m->r->failed)
+		return -1;
+	return store_error(m->st, err, "audit register");
+}
+
+/*
+ * After a first repeated ID (prev_id at prev_line, seen again at the register's current
+ * row): the rest of the sorted register, for the repeat with the earliest second line,
+ * which is the one named.  The register cannot be read twice, so the scan goes on.
+ */
+static int report_duplicate(struct merge *m, struct cs_error *err)
+{
+	struct cs_buf best = CS_BUF_INIT;
+	int64_t best_first = 0, best_again = INT64_MAX, first = m->prev_line, count = 1;
+	char q[160];
+	int rc;
+
+	for (rc = SQLITE_ROW; rc == SQLITE_ROW; rc = sqlite3_step(m->reg)) {
+		const char *id = (const char *)sqlite3_column_text(m->reg, 0);
+		size_t len = (size_t)sqlite3_column_bytes(m->reg, 0);
+		int64_t line = sqlite3_column_int64(m->reg, 1);
+
+		/* sorted by ID then line: a run's first line is the first, its second the repeat */
+		if (!key_cmp(id, len, m->prev_id.len ? m->prev_id.data : "", m->prev_id.len)) {
+			if (++count == 2 && line < best_again) {
+				best_again = line;
+				best_first = first;
+				buf_reset(&best);
+				buf_append(&best, id, len);
+			}
+			continue;
+		}
+		buf_reset(&m->prev_id);
+		buf_append(&m->prev_id, id, len);
+		first = line;
+		count = 1;
+	}
+	if (rc != SQLITE_DONE)
+		register_error(m, err);
+	else if (best.oom || m->prev_id.oom)
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	else {
+		util_quote_bytes(best.len ? best.data : "", best.len, q, sizeof(q));
+		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s:%lld: '%s' repeats line %lld (each ID "
+			     "must appear once)", m->r->path, (long long)best_again, q,
+			     (long long)best_first);
+	}
+	buf_release(&best);
+	return -1;
+}
+
+/*
+ * One ordered pass over the register sorted by ID and the inventory merged by key: a key
+ * below the register's current ID is unexpected; a register ID that no key equalled, once
+ * passed, is missing.  Returns 0, -1, or 3 at a repeated register ID (prev_id, seen again at
+ * the current row: report_duplicate goes on from there).
+ */
+static int merge_run(struct merge *m, struct cs_error *err)
+{
+	struct source **heap = NULL;
+	size_t n = 0, i;
+	int64_t t0 = util_mono_ms();
+	int rrc, rc, matched = 0, ret = -1;
+
+	if (!(heap = calloc(m->nsrc ? m->nsrc : 1, sizeof(*heap))))
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	rrc = sqlite3_step(m->reg);
+	if (rrc != SQLITE_ROW && rrc != SQLITE_DONE) {
+		register_error(m, err);
+		goto out;
+	}
+	log_msg(LOG_DEBUG, NULL, "audit: register of %" PRId64 " ID(s) read and sorted in %"
+		PRId64 " ms", m->r->reg->ids, util_mono_ms() - t0);
+	if (!m->r->reg->ids) {
+		cs_error_set(err, CS_ERR_RUNTIME, "audit: %s: the register is empty (no IDs%s)",
+			     m->r->path, m->r->column ? " below the header" : "; '#' lines are comments");
+		goto out;
+	}
+	t0 = util_mono_ms();
+	for (i = 0; i < m->nsrc; i++) {
+		rc = source_step(&m->src[i]);
+		if (rc < 0) {
+			store_error(m->st, err, "audit");
+			goto out;
+		}
+		if (rc == 1)
+			heap[n++] = &m->src[i];
+	}
+	for (i = n / 2; i-- > 0;)
+		heap_down(heap, n, i);
+	log_msg(LOG_DEBUG, NULL, "audit: inventory streams opened in %" PRId64 " ms",
+		util_mono_ms() - t0);
+	while (rrc == SQLITE_ROW || n) {
+		const char *id = rrc == SQLITE_ROW ? (const char *)sqlite3_column_text(m->reg, 0) : NULL;
+		size_t idlen = id ? (size_t)sqlite3_column_bytes(m->reg, 0) : 0;
+		int c = !id ? 1 : !n ? -1 : key_cmp(id, idlen, heap[0]->key, heap[0]->klen);
+
+		if (c >= 0) {
+			struct source *x = heap[0];
+
+			m->clients[x->ord]++;
+			if (c == 0) {
+				matched = 1;
+			} else {
+				m->unexpected[x->ord]++;
+				if (batch_add(m->st, &m->unexpected_rows, m->group_key[x->ord], x->client,
+					      x->clen, err) < 0)
+					goto out;
+			}
+			rc = source_step(x);
+			if (rc < 0) {
+				store_error(m->st, err, "audit");
+				goto out;
+			}
+			if (rc == 0)
+				heap[0] = heap[--n];
+			heap_down(heap, n, 0);
+			continue;
+		}
+		if (!matched && batch_add(m->st, &m->gone_rows, sqlite3_column_int64(m->reg, 1), id,
+					  idlen, err) < 0)
+			goto out;
+		matched = 0;
+		m->prev_line = sqlite3_column_int64(m->reg, 1);
+		buf_reset(&m->prev_id);
+		buf_append(&m->prev_id, id, idlen);
+		if (m->prev_id.oom) {
+			cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		rrc = sqlite3_step(m->reg);
+		if (rrc == SQLITE_ROW &&
+		    !key_cmp((const char *)sqlite3_column_text(m->reg, 0),
+			     (size_t)sqlite3_column_bytes(m->reg, 0),
+			     m->prev_id.len ? m->prev_id.data : "", m->prev_id.len)) {
+			ret = 3;
+			goto out;
+		}
+	}
+	if (rrc != SQLITE_DONE) {
+		register_error(m, err);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(heap);
+	return ret;
+}
+
+/* The streams: per group in client ID order when that is key order, else one sorted. */
+static int merge_open(struct merge *m, int by_device, struct cs_error *err)
+{
+	sqlite3_stmt *fl = NULL, *set = NULL;
+	size_t i, nsorted = 0;
+	int ret = -1;
+
+	if (!(m->src = calloc(m->ngroups + 1, sizeof(*m->src))))
+		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+	if (by_device && (prepare(m->st, SQL_GROUP_FIRST_LAST, &fl, err) < 0 ||
+			  prepare(m->st, SQL_SET_BY_KEY, &set, err) < 0))
+		goto out;
+	for (i = 0; i < m->ngroups; i++) {
+		struct source *x;
+		size_t prefix = 0;
+
+		if (by_device) {
+			const char *a, *b, *at;
+			size_t alen, blen;
+
+			sqlite3_bind_int64(fl, 1, m->group_key[i]);
+			sqlite3_bind_int64(fl, 2, m->snapshot_id[i]);
+			if (sqlite3_step(fl) != SQLITE_ROW) {
+				store_error(m->st, err, "audit");
+				goto out;
+			}
+			a = (const char *)sqlite3_column_text(fl, 0);
+			alen = (size_t)sqlite3_column_bytes(fl, 0);
+			b = (const char *)sqlite3_column_text(fl, 1);
+			blen = (size_t)sqlite3_column_bytes(fl, 1);
+			at = a ? device_part(a, alen) : NULL;
+			/* every ID between two that share "GroupID@@@" shares it too */
+			if (a && b && at && blen >= (size_t)(at - a) && !memcmp(a, b, (size_t)(at - a))) {
+				prefix = (size_t)(at - a);
+			} else if (a) {
+				sqlite3_reset(fl);
+				sqlite3_bind_int64(set, 1, (int64_t)i);
+				if (sqlite3_step(set) != SQLITE_DONE) {
+					store_error(m->st, err, "audit");
+					goto out;
+				}
+				sqlite3_reset(set);
+				nsorted++;
+				continue;
+			}
+			sqlite3_reset(fl);
+		}
+		x = &m->src[m->nsrc++];
+		x->ord = i;
+		x->prefix = prefix;
+		if (prepare(m->st, SQL_GROUP_BY_CLIENT, &x->s, err) < 0)
+			goto out;
+		sqlite3_bind_int64(x->s, 1, m->group_key[i]);
+		sqlite3_bind_int64(x->s, 2, m->snapshot_id[i]);
+	}
+	if (nsorted) {
+		struct source *x = &m->src[m->nsrc++];
+
+		log_msg(LOG_DEBUG, NULL, "audit: %zu group(s) with client IDs not in device ID order: "
+			"sorting them", nsorted);
+		x->sorted = 1;
+		if (prepare(m->st, SQL_BY_KEY, &x->s, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(fl);
+	sqlite3_finalize(set);
+	return ret;
+}
+
+int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 		    struct cs_error *err)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	/* in the interval key's order, so each group's rows are sorted by client ID by rowid */
-	if (prepare(st,
-		    by_device
-		    ? "INSERT INTO temp.audit_held (group_key, client_id, key, unexpected)"
-		      " SELECT ?1, client_id, k, NOT EXISTS (SELECT 1 FROM temp.audit_expected e"
-		      "  WHERE e.id = k) FROM (SELECT client_id, CASE WHEN instr(client_id, '@@@') > 0"
-		      "  THEN substr(client_id, instr(client_id, '@@@') + 3) ELSE client_id END AS k"
-		      "  FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-		      "  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id)"
-		    : "INSERT INTO temp.audit_held (group_key, client_id, key, unexpected)"
-		      " SELECT ?1, client_id, client_id, NOT EXISTS (SELECT 1 FROM temp.audit_expected e"
-		      "  WHERE e.id = client_id) FROM cs_interval WHERE group_key = ?1"
-		      "  AND from_snap <= ?2 AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id",
-		    &s, err) < 0)
+	if (prepare(st, "INSERT INTO temp.audit_group (group_key, snapshot_id, ord)"
+		    " VALUES (?1, ?2, (SELECT count(*) FROM temp.audit_group))", &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	sqlite3_bind_int64(s, 2, snapshot_id);
@@ -468,29 +1035,83 @@ int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, in
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return store_error(st, err, "audit");
-	if (prepare(st, "INSERT INTO temp.audit_range (group_key, first, last) SELECT ?1,"
-		    " coalesce((SELECT max(last) FROM temp.audit_range), 0) + 1,"
-		    " (SELECT coalesce(max(rowid), 0) FROM temp.audit_held)", &s, err) < 0)
-		return -1;
-	sqlite3_bind_int64(s, 1, group_key);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return store_error(st, err, "audit");
 	return 0;
 }
 
-int audit_compare(struct store *st, struct cs_error *err)
+int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
+		  struct cs_error *err)
 {
-	if (exec1(st, "CREATE INDEX temp.audit_held_key ON audit_held (key)", err) < 0 ||
-	    /* walked in ID order, so the lookups into the other index move forward through it
-	     * (a merge, in effect) instead of jumping at random through a small page cache */
-	    exec1(st, "INSERT INTO temp.audit_gone (line, id) SELECT line, id FROM temp.audit_expected e"
-		  " INDEXED BY audit_expected_id"
-		  " WHERE NOT EXISTS (SELECT 1 FROM temp.audit_held h WHERE h.key = e.id)"
-		  " ORDER BY id", err) < 0)
+	struct merge m;
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int ret = -1, rc;
+
+	memset(&m, 0, sizeof(m));
+	m.st = st;
+	m.r = reg->reader;
+	m.r->err = err;
+	if (prepare(st, "SELECT count(*) FROM temp.audit_group", &s, err) < 0)
 		return -1;
-	return 0;
+	rc = sqlite3_step(s);
+	m.ngroups = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_ROW)
+		return store_error(st, err, "audit");
+	m.group_key = calloc(m.ngroups + 1, sizeof(*m.group_key));
+	m.snapshot_id = calloc(m.ngroups + 1, sizeof(*m.snapshot_id));
+	m.clients = calloc(m.ngroups + 1, sizeof(*m.clients));
+	m.unexpected = calloc(m.ngroups + 1, sizeof(*m.unexpected));
+	if (!m.group_key || !m.snapshot_id || !m.clients || !m.unexpected) {
+		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (prepare(st, SQL_GROUPS, &s, err) < 0)
+		goto out;
+	for (i = 0; i < m.ngroups && sqlite3_step(s) == SQLITE_ROW; i++) {
+		m.group_key[i] = sqlite3_column_int64(s, 0);
+		m.snapshot_id[i] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (prepare(st, SQL_REGISTER_BY_ID, &m.reg, err) < 0 ||
+	    batch_open(st, &m.unexpected_rows, SQL_ADD_UNEXPECTED, err) < 0 ||
+	    batch_open(st, &m.gone_rows, SQL_ADD_GONE, err) < 0 ||
+	    merge_open(&m, by_device, err) < 0)
+		goto out;
+	rc = merge_run(&m, err);
+	if (rc == 3)
+		rc = report_duplicate(&m, err);
+	if (rc < 0 || batch_flush(st, &m.unexpected_rows, err) < 0 ||
+	    batch_flush(st, &m.gone_rows, err) < 0)
+		goto out;
+	if (prepare(st, SQL_SET_COUNTS, &s, err) < 0)
+		goto out;
+	for (i = 0; i < m.ngroups; i++) {
+		sqlite3_bind_int64(s, 1, (int64_t)i);
+		sqlite3_bind_int64(s, 2, m.clients[i]);
+		sqlite3_bind_int64(s, 3, m.unexpected[i]);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			store_error(st, err, "audit");
+			goto out;
+		}
+		sqlite3_reset(s);
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	for (i = 0; i < m.nsrc; i++)
+		sqlite3_finalize(m.src[i].s);
+	free(m.src);
+	sqlite3_finalize(m.reg);
+	batch_close(&m.unexpected_rows);
+	batch_close(&m.gone_rows);
+	buf_release(&m.prev_id);
+	free(m.group_key);
+	free(m.snapshot_id);
+	free(m.clients);
+	free(m.unexpected);
+	return ret;
 }
 
 int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
@@ -500,9 +1121,8 @@ int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
 	int rc;
 
 	*clients = *unexpected = 0;
-	if (prepare(st, "SELECT count(*), coalesce(sum(h.unexpected), 0) FROM temp.audit_range r"
-		    " JOIN temp.audit_held h ON h.rowid BETWEEN r.first AND r.last"
-		    " WHERE r.group_key = ?1", &s, err) < 0)
+	if (prepare(st, "SELECT clients, unexpected FROM temp.audit_group WHERE group_key = ?1", &s,
+		    err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	rc = sqlite3_step(s);
@@ -511,7 +1131,7 @@ int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
 		*unexpected = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_error(st, err, "audit");
 	return 0;
 }
@@ -554,9 +1174,8 @@ int audit_unexpected(struct store *st, int64_t group_key, audit_id_cb cb, void *
 {
 	sqlite3_stmt *s = NULL;
 
-	if (prepare(st, "SELECT h.client_id, 0 FROM temp.audit_range r"
-		    " JOIN temp.audit_held h ON h.rowid BETWEEN r.first AND r.last"
-		    " WHERE r.group_key = ?1 AND h.unexpected ORDER BY h.rowid", &s, err) < 0)
+	if (prepare(st, "SELECT client_id, 0 FROM temp.audit_unexpected WHERE group_key = ?1"
+		    " ORDER BY client_id", &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	return stream(st, s, cb, arg, err);
@@ -571,8 +1190,9 @@ int audit_missing(struct store *st, audit_id_cb cb, void *arg, struct cs_error *
 	return stream(st, s, cb, arg, err);
 }
 
-void audit_end(struct store *st)
+void audit_end(struct store *st, struct audit_register *reg)
 {
+	register_close(reg);
 	/* the temporary tables go with the read transaction */
 	if (st && sqlite3_get_autocommit(store_db(st)) == 0)
 		sqlite3_exec(store_db(st), "ROLLBACK", NULL, NULL, NULL);

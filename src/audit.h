@@ -1,7 +1,7 @@
 /*
  * audit.h - comparing the inventory with an expected list (an asset register): the register
- * is loaded into a temporary SQLite table and compared there, so neither side is ever held
- * in memory, whatever its size.
+ * is sorted by SQLite as it is read from the file and merged with the inventory read in its
+ * key order, so neither side is ever held in memory, whatever its size.
  *
  * The register is a text file (one ID per line, '#' comments, blank lines skipped) or a CSV
  * file whose header names the column to use.  Treatments of awkward input, all tested:
@@ -26,23 +26,31 @@ struct audit_register {
 	int64_t ids;        /* distinct IDs loaded */
 	int64_t skipped;    /* CSV rows whose column was empty */
 	int64_t lines;      /* lines read */
+	const char *path;   /* the register's name, for the messages */
+	struct audit_reader *reader;  /* the file, read once as audit_compare sorts it */
 };
 
-/* Loads path into temp.audit_expected.  column NULL: a text file; else a CSV file with a
- * header naming column.  CS_ERR_RUNTIME naming FILE:LINE on bad input. */
+/* Opens the register path for audit_compare, which reads it (once) as it sorts it; the
+ * temporary tables are created.  column NULL: a text file; else a CSV file with a header
+ * naming column, read here.  CS_ERR_RUNTIME naming FILE:LINE on bad input, here or from
+ * audit_compare.  Release with audit_end even on failure. */
 int audit_load_register(struct store *st, const char *path, const char *column,
 			struct audit_register *reg, struct cs_error *err);
 
 /* Adds a group's complete snapshot to the inventory side (once per group, after the
- * register is loaded), then audit_compare once.  by_device: a register entry matches a
- * client whose device ID (after the first "@@@") equals it, or whose whole ID does when it
- * has no "@@@"; else only the whole client ID. */
-int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id, int by_device,
+ * register is loaded), then audit_compare once. */
+int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 		    struct cs_error *err);
-/* Finds the register entries that no added group's client matches. */
-int audit_compare(struct store *st, struct cs_error *err);
-/* Drops the temporary tables and ends the read transaction; accepts NULL. */
-void audit_end(struct store *st);
+/* Compares the added groups with the register reg loaded: counts, unexpected clients and
+ * missing entries.  by_device: a register entry matches a client whose device ID (after the
+ * first "@@@") equals it, or whose whole ID does when it has no "@@@"; else only the whole
+ * client ID.  CS_ERR_RUNTIME naming FILE:LINE on bad input (read here), when the register
+ * repeats an ID, or when it holds none. */
+int audit_compare(struct store *st, const struct audit_register *reg, int by_device,
+		  struct cs_error *err);
+/* Closes the register, drops the temporary tables and ends the read transaction; accepts
+ * NULLs. */
+void audit_end(struct store *st, struct audit_register *reg);
 
 /* A group's counts: clients at its snapshot, and those not in the register. */
 int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,

@@ -485,8 +485,7 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 	t0 = util_mono_ms();
 	if (audit_load_register(st, a.expected, a.column, &reg, err) < 0)
 		goto out;
-	log_msg(LOG_DEBUG, NULL, "audit: register of %" PRId64 " ID(s) loaded in %" PRId64 " ms",
-		reg.ids, util_mono_ms() - t0);
+	log_msg(LOG_DEBUG, NULL, "audit: register opened in %" PRId64 " ms", util_mono_ms() - t0);
 	if (!(ag = calloc(ngroups, sizeof(*ag)))) {
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
@@ -506,14 +505,15 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 			memcpy(x->snapshot_at, row.finished_at, sizeof(x->snapshot_at));
 		if (!x->snapshot_id)
 			v.unaudited++;
-		else if (audit_add_group(st, groups[i].group_key, x->snapshot_id, a.by_device, err) < 0)
+		else if (audit_add_group(st, groups[i].group_key, x->snapshot_id, err) < 0)
 			goto out;
 		v.n++;
 	}
-	log_msg(LOG_DEBUG, NULL, "audit: inventory side built in %" PRId64 " ms", util_mono_ms() - t0);
-	if (audit_compare(st, err) < 0)
+	log_msg(LOG_DEBUG, NULL, "audit: groups resolved at %" PRId64 " ms", util_mono_ms() - t0);
+	if (audit_compare(st, &reg, a.by_device, err) < 0)
 		goto out;
-	log_msg(LOG_DEBUG, NULL, "audit: compared in %" PRId64 " ms", util_mono_ms() - t0);
+	log_msg(LOG_DEBUG, NULL, "audit: register read, sorted and compared at %" PRId64 " ms",
+		util_mono_ms() - t0);
 	for (i = 0; i < v.n; i++) {
 		if (ag[i].snapshot_id &&
 		    audit_group_counts(st, ag[i].g->group_key, &ag[i].clients, &ag[i].unexpected,
@@ -546,7 +546,7 @@ int cmd_audit(int argc, char **argv, struct cli_globals *g, struct cs_error *err
 out:
 	report_out_abort(&out);
 	buf_release(&b);
-	audit_end(st);
+	audit_end(st, &reg);
 	free(ag);
 	history_groups_free(groups, ngroups);
 	store_close(st);

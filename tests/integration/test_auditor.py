@@ -7,6 +7,7 @@ import html.parser
 import io
 import json
 import os
+import random
 import re
 import subprocess
 import time
@@ -421,6 +422,64 @@ def test_audit():
         w.close()
 
 
+def audit_key(cid, by):
+    """What a register entry is matched against (the contract of audit.h)."""
+    return cid.split("@@@", 1)[1] if by == "device" and "@@@" in cid else cid
+
+
+def test_audit_merge():
+    """The merge against a model, by device and by client: a group whose client IDs share
+    "GroupID@@@" (read in order), groups whose IDs do not (sorted by device ID: other
+    prefixes, no "@@@", an empty device part, a first "@@@" that is not the last), a client
+    ID held by two groups and a device held by several; then which repeated ID is named."""
+    mixed = ["GID_m@@@d-2", "AAA@@@d-1", "plain", "zzz@@@plain", "GID_m@@@d-9", "b@@@", "a@@@@b",
+             "GID_m@@@d-1", "x@@@d-7@@@y", "GID_n@@@d-3"]
+    ordered = gen("GID_n", 6) + ["GID_n@@@d-1", "GID_n@@@d-3", "GID_n@@@"]
+    w = cs.World({"GID_m": mixed, "GID_n": ordered, "GID_o": ["only@@@one"], "GID_p": gen("GID_p", 200)})
+    try:
+        w.sync()
+        inv = {g: sorted(ids) for (_, g), ids in cs.inventory(w.db).items()}
+        assert sorted(inv) == ["GID_m", "GID_n", "GID_o", "GID_p"], inv
+        held = [c for ids in inv.values() for c in ids]
+        # entries that match (device IDs, whole IDs), ones that match nothing, shuffled; GID_p
+        # and the ghosts make more findings of each kind than one batch of writes holds
+        entries = ["d-1", "d-3", "plain", "", "@b", "d-7@@@y", "dev-0002", "GID_n@@@d-3", "one",
+                   "ghost", "GID_m@@@d-2", "AAA", "only@@@one", "d-0"]
+        extra = ["dev-%04d" % i for i in range(0, 200, 3)] + ["ghost-%03d" % i for i in range(140)]
+        random.Random(3).shuffle(extra)
+        entries.remove("")   # a blank line is no entry
+        entries[7:7] = extra
+        lines = ["# register", ""] + entries[7:] + ["  %s  " % e for e in entries[:7]]
+        reg = write(os.path.join(w.dir, "reg.txt"), ("\n".join(lines) + "\n").encode())
+        line_of = {l.strip(): i + 1 for i, l in enumerate(lines) if l.strip() and not l.startswith("#")}
+        for by in ("device", "client"):
+            doc = parse_json(run(w, "audit", "--expected", reg, "--by", by, "--format", "json").stdout)
+            for g in doc["groups"]:
+                want = [c for c in inv[g["group_id"]] if audit_key(c, by) not in entries]
+                assert g["unexpected"] == want, (by, g["group_id"], g["unexpected"], want)
+                assert g["clients"] == len(inv[g["group_id"]]) and g["unexpected_count"] == len(want)
+            keys = {audit_key(c, by) for c in held}
+            want_missing = sorted(({"id": e, "line": line_of[e]} for e in entries if e not in keys),
+                                  key=lambda m: m["line"])
+            assert doc["missing"] == want_missing, (by, doc["missing"], want_missing)
+            assert doc["summary"]["register_ids"] == len(entries)
+        # the repeat named is the one whose second line comes first, whatever the ID order
+        for data, msg in [(b"z\na\nz\nq\na\n", ":3: 'z' repeats line 1"),
+                          (b"b\na\na\nb\n", ":3: 'a' repeats line 2"),
+                          (b"x\ny\nx\nx\ny\n", ":3: 'x' repeats line 1")]:
+            path = write(os.path.join(w.dir, "dup.txt"), data)
+            for by in ("device", "client"):
+                p = run(w, "audit", "--expected", path, "--by", by, status=1)
+                assert msg in p.stderr and p.stdout == "", (data, by, p.stderr)
+        # a bad register from standard input (read once, as it is sorted)
+        with open(write(os.path.join(w.dir, "bad.txt"), b"d-1\nd\xff\n"), "rb") as f:
+            p = cs.run(["-c", w.cfg, "audit", "--expected", "-"], stdin=f)
+        cs.expect(p, 1)
+        assert "-:2: byte 2 (0xff) is not UTF-8" in p.stderr, p.stderr
+    finally:
+        w.close()
+
+
 class Checker(html.parser.HTMLParser):
     """Well-formedness (every non-void element closed in order), counts and list sizes."""
     VOID = {"meta", "br", "hr", "img", "input", "link"}
@@ -536,4 +595,4 @@ def test_retention_equals_prune():
 
 
 if __name__ == "__main__":
-    cs.main([test_clients, test_history, test_audit, test_retention_equals_prune])
+    cs.main([test_clients, test_history, test_audit, test_audit_merge, test_retention_equals_prune])
