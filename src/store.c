@@ -464,11 +464,6 @@ const char *store_path(const struct store *st)
 	return st->path;
 }
 
-struct sqlite3 *store_db(struct store *st)
-{
-	return st->db;
-}
-
 int store_error(struct store *st, struct cs_error *err, const char *what)
 {
 	return store_db_error(st, err, what);

@@ -198,6 +198,9 @@ int store_snapshot_fail(struct store *st, const struct store_snap *snap, const c
 			const char *message, const char *request_id, int keep_checkpoint,
 			struct cs_error *err);
 
+/* The rows of one batched audit insert (STORE_Q_AUDIT_ADD_*_BATCH). */
+#define STORE_AUDIT_BATCH 64
+
 /*
  * The named queries of the modules that read the inventory (history.c, audit.c): their SQL
  * is one table in the store (store_sql.c), prepared once per connection.  The parameters and
@@ -230,6 +233,29 @@ enum store_query_id {
 	STORE_Q_PRUNE_FIRST_SEEN,
 	STORE_Q_PRUNE_INTERVALS,
 	STORE_Q_PRUNE_RUNS,
+	/* audit.c, in the order it uses them (their SQL says their parameters) */
+	STORE_Q_AUDIT_CREATE_GROUP,
+	STORE_Q_AUDIT_CREATE_UNEXPECTED,
+	STORE_Q_AUDIT_CREATE_GONE,
+	STORE_Q_AUDIT_REGISTER_BY_ID,
+	STORE_Q_AUDIT_GROUPS,
+	STORE_Q_AUDIT_GROUP_BY_CLIENT,
+	STORE_Q_AUDIT_GROUP_FIRST_LAST,
+	STORE_Q_AUDIT_SET_BY_KEY,
+	STORE_Q_AUDIT_BY_KEY,
+	STORE_Q_AUDIT_ADD_UNEXPECTED,
+	STORE_Q_AUDIT_ADD_GONE,
+	STORE_Q_AUDIT_SET_COUNTS,
+	STORE_Q_AUDIT_TEMP_NO_JOURNAL,
+	STORE_Q_AUDIT_TEMP_CACHE,
+	STORE_Q_AUDIT_ADD_GROUP,
+	STORE_Q_AUDIT_GROUP_COUNT,
+	STORE_Q_AUDIT_GROUP_COUNTS,
+	STORE_Q_AUDIT_MISSING_COUNT,
+	STORE_Q_AUDIT_UNEXPECTED,
+	STORE_Q_AUDIT_MISSING,
+	STORE_Q_AUDIT_ADD_UNEXPECTED_BATCH,
+	STORE_Q_AUDIT_ADD_GONE_BATCH,
 	STORE_Q_COUNT
 };
 
@@ -254,9 +280,6 @@ int store_create_module(struct store *st, const char *name, const struct sqlite3
 int store_read_begin(struct store *st, struct cs_error *err);
 /* The rows changed by the last INSERT, UPDATE or DELETE this connection stepped. */
 int64_t store_changes(struct store *st);
-/* The connection, for the read-side queries of audit.c (same thread only). */
-struct sqlite3;
-struct sqlite3 *store_db(struct store *st);
 
 /* Formats a database error into err ("database PATH: what: sqlite message"); returns -1. */
 int store_error(struct store *st, struct cs_error *err, const char *what);

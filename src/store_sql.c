@@ -126,6 +126,17 @@ const char *const store_stmt_sql[S_COUNT] = {
 	"  AND s.status = 'complete' AND s.snapshot_id >= cs_interval.from_snap" \
 	"  AND s.snapshot_id <= cs_interval.to_snap)"
 
+/* the STORE_AUDIT_BATCH - 1 more rows of a batched audit insert: ", (?, ?)" each, numbered on
+ * from the first row's ?1 and ?2 */
+#define PAIRS1 ", (?, ?)"
+#define PAIRS2 PAIRS1 PAIRS1
+#define PAIRS4 PAIRS2 PAIRS2
+#define PAIRS8 PAIRS4 PAIRS4
+#define PAIRS16 PAIRS8 PAIRS8
+#define PAIRS32 PAIRS16 PAIRS16
+#define BATCH_PAIRS PAIRS32 PAIRS16 PAIRS8 PAIRS4 PAIRS2 PAIRS1
+_Static_assert(STORE_AUDIT_BATCH == 64, "BATCH_PAIRS holds STORE_AUDIT_BATCH - 1 rows");
+
 const char *const store_query_sql[STORE_Q_COUNT] = {
 	[STORE_Q_GROUPS] =
 		"SELECT group_key, instance_id, group_id FROM cs_group"
@@ -228,6 +239,70 @@ const char *const store_query_sql[STORE_Q_COUNT] = {
 	[STORE_Q_PRUNE_RUNS] =
 		"DELETE FROM cs_run WHERE status != 'running' AND NOT EXISTS"
 		" (SELECT 1 FROM cs_snapshot s WHERE s.run_id = cs_run.run_id)",
+	/* audit.c: the register (a virtual table) and its temporary tables (one read
+	 * transaction; see the top of audit.c) */
+	/* The temporary tables (see the top of audit.c); no index but the primary keys. */
+	[STORE_Q_AUDIT_CREATE_GROUP] =
+		"CREATE TEMP TABLE audit_group (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL,"
+		" ord INTEGER NOT NULL, by_key INTEGER NOT NULL DEFAULT 0, clients INTEGER NOT NULL DEFAULT 0,"
+		" unexpected INTEGER NOT NULL DEFAULT 0)",
+	[STORE_Q_AUDIT_CREATE_UNEXPECTED] =
+		"CREATE TEMP TABLE audit_unexpected (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
+		" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID",
+	[STORE_Q_AUDIT_CREATE_GONE] =
+		"CREATE TEMP TABLE audit_gone (line INTEGER NOT NULL, id TEXT NOT NULL)",
+	/* the comparison */
+	[STORE_Q_AUDIT_REGISTER_BY_ID] =
+		"SELECT id, line FROM audit_register ORDER BY id, line",
+	[STORE_Q_AUDIT_GROUPS] =
+		"SELECT group_key, snapshot_id FROM temp.audit_group ORDER BY ord",
+	/* a group's clients at its snapshot, in the primary key's order (no sort) */
+	[STORE_Q_AUDIT_GROUP_BY_CLIENT] =
+		"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+		" AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id",
+	/* its first and last client IDs, through the same key */
+	[STORE_Q_AUDIT_GROUP_FIRST_LAST] =
+		"SELECT (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+		"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id LIMIT 1),"
+		" (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
+		"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id DESC LIMIT 1)",
+	[STORE_Q_AUDIT_SET_BY_KEY] =
+		"UPDATE temp.audit_group SET by_key = 1 WHERE ord = ?1",
+	/* the by_key groups' clients, sorted by device ID (the key) */
+	[STORE_Q_AUDIT_BY_KEY] =
+		"SELECT CASE WHEN instr(i.client_id, '@@@') > 0"
+		"  THEN substr(i.client_id, instr(i.client_id, '@@@') + 3) ELSE i.client_id END AS k,"
+		" g.ord, i.client_id FROM temp.audit_group g JOIN cs_interval i"
+		" ON i.group_key = g.group_key AND i.from_snap <= g.snapshot_id"
+		" AND (i.to_snap IS NULL OR i.to_snap > g.snapshot_id) WHERE g.by_key ORDER BY k",
+	[STORE_Q_AUDIT_ADD_UNEXPECTED] =
+		"INSERT INTO temp.audit_unexpected (group_key, client_id) VALUES (?1, ?2)",
+	[STORE_Q_AUDIT_ADD_GONE] =
+		"INSERT INTO temp.audit_gone (line, id) VALUES (?1, ?2)",
+	[STORE_Q_AUDIT_SET_COUNTS] =
+		"UPDATE temp.audit_group SET clients = ?2, unexpected = ?3 WHERE ord = ?1",
+	[STORE_Q_AUDIT_TEMP_NO_JOURNAL] =
+		"PRAGMA temp.journal_mode = OFF",
+	[STORE_Q_AUDIT_TEMP_CACHE] =
+		"PRAGMA temp.cache_size = -8192",
+	[STORE_Q_AUDIT_ADD_GROUP] =
+		"INSERT INTO temp.audit_group (group_key, snapshot_id, ord)"
+		" VALUES (?1, ?2, (SELECT count(*) FROM temp.audit_group))",
+	[STORE_Q_AUDIT_GROUP_COUNT] =
+		"SELECT count(*) FROM temp.audit_group",
+	[STORE_Q_AUDIT_GROUP_COUNTS] =
+		"SELECT clients, unexpected FROM temp.audit_group WHERE group_key = ?1",
+	[STORE_Q_AUDIT_MISSING_COUNT] =
+		"SELECT count(*) FROM temp.audit_gone",
+	[STORE_Q_AUDIT_UNEXPECTED] =
+		"SELECT client_id, 0 FROM temp.audit_unexpected WHERE group_key = ?1"
+		" ORDER BY client_id",
+	[STORE_Q_AUDIT_MISSING] =
+		"SELECT id, line FROM temp.audit_gone ORDER BY line",
+	[STORE_Q_AUDIT_ADD_UNEXPECTED_BATCH] =
+		"INSERT INTO temp.audit_unexpected (group_key, client_id) VALUES (?1, ?2)" BATCH_PAIRS,
+	[STORE_Q_AUDIT_ADD_GONE_BATCH] =
+		"INSERT INTO temp.audit_gone (line, id) VALUES (?1, ?2)" BATCH_PAIRS,
 };
 
 sqlite3_stmt *store_query(struct store *st, enum store_query_id id, struct cs_error *err)
