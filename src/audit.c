@@ -15,7 +15,8 @@
  *   temp.audit_unexpected (group_key, client_id)  clients that are not in the register
  *   temp.audit_gone (line, id)            register entries nobody holds
  * Everything runs in one read transaction: the inventory cannot change half-way, and
- * nothing is written to the database itself.  The SQL is in the SQL_* strings.
+ * nothing is written to the database itself.  The SQL is the store's named queries
+ * (STORE_Q_AUDIT_*, in store_sql.c).
  */
 #include "audit.h"
 
@@ -30,27 +31,27 @@
 #include "log.h"
 #include "util.h"
 
-/* The temporary tables (see the top of the file); no index but the primary keys. */
-static const char SQL_CREATE_GROUP[] =
-	"CREATE TEMP TABLE audit_group (group_key INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL,"
-	" ord INTEGER NOT NULL, by_key INTEGER NOT NULL DEFAULT 0, clients INTEGER NOT NULL DEFAULT 0,"
-	" unexpected INTEGER NOT NULL DEFAULT 0)";
-static const char SQL_CREATE_UNEXPECTED[] =
-	"CREATE TEMP TABLE audit_unexpected (group_key INTEGER NOT NULL, client_id TEXT NOT NULL,"
-	" PRIMARY KEY (group_key, client_id)) WITHOUT ROWID";
-static const char SQL_CREATE_GONE[] =
-	"CREATE TEMP TABLE audit_gone (line INTEGER NOT NULL, id TEXT NOT NULL)";
-
-static int prepare(struct store *st, const char *sql, sqlite3_stmt **s, struct cs_error *err)
+/* A statement of its own for the store's named query id (the caller finalizes it). */
+static int prepare(struct store *st, enum store_query_id id, sqlite3_stmt **s,
+		   struct cs_error *err)
 {
-	if (sqlite3_prepare_v2(store_db(st), sql, -1, s, NULL) != SQLITE_OK)
+	if (!(*s = store_query_new(st, id, NULL)))
 		return store_error(st, err, "audit");
 	return 0;
 }
 
-static int exec1(struct store *st, const char *sql, struct cs_error *err)
+/* Runs the named query id, a statement without parameters, to its end. */
+static int exec1(struct store *st, enum store_query_id id, struct cs_error *err)
 {
-	if (sqlite3_exec(store_db(st), sql, NULL, NULL, NULL) != SQLITE_OK)
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (prepare(st, id, &s, err) < 0)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
 		return store_error(st, err, "audit");
 	return 0;
 }
@@ -553,13 +554,14 @@ int audit_load_register(struct store *st, const char *path, const char *column,
 	 * The temporary tables need no rollback journal (they die with the transaction), and a
 	 * larger page cache for them (8 MiB, within the 32 MiB budget) holds the findings.
 	 */
-	if (exec1(st, "PRAGMA temp.journal_mode = OFF", err) < 0 ||
-	    exec1(st, "PRAGMA temp.cache_size = -8192", err) < 0 ||
-	    exec1(st, "BEGIN", err) < 0 ||
-	    exec1(st, SQL_CREATE_GROUP, err) < 0 || exec1(st, SQL_CREATE_UNEXPECTED, err) < 0 ||
-	    exec1(st, SQL_CREATE_GONE, err) < 0)
+	if (exec1(st, STORE_Q_AUDIT_TEMP_NO_JOURNAL, err) < 0 ||
+	    exec1(st, STORE_Q_AUDIT_TEMP_CACHE, err) < 0 ||
+	    store_read_begin(st, err) < 0 ||
+	    exec1(st, STORE_Q_AUDIT_CREATE_GROUP, err) < 0 ||
+	    exec1(st, STORE_Q_AUDIT_CREATE_UNEXPECTED, err) < 0 ||
+	    exec1(st, STORE_Q_AUDIT_CREATE_GONE, err) < 0)
 		return -1;
-	if (sqlite3_create_module(store_db(st), "audit_register", &register_module, r) != SQLITE_OK)
+	if (store_create_module(st, "audit_register", &register_module, r, NULL) < 0)
 		return store_error(st, err, "audit register");
 	return 0;
 }
@@ -583,47 +585,17 @@ static void register_close(struct audit_register *reg)
 
 /* ---- comparing ---- */
 
-/* The SQL of the comparison, all of it here. */
-static const char SQL_REGISTER_BY_ID[] =
-	"SELECT id, line FROM audit_register ORDER BY id, line";
-static const char SQL_GROUPS[] =
-	"SELECT group_key, snapshot_id FROM temp.audit_group ORDER BY ord";
-/* a group's clients at its snapshot, in the primary key's order (no sort) */
-static const char SQL_GROUP_BY_CLIENT[] =
-	"SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-	" AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id";
-/* its first and last client IDs, through the same key */
-static const char SQL_GROUP_FIRST_LAST[] =
-	"SELECT (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-	"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id LIMIT 1),"
-	" (SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-	"  AND (to_snap IS NULL OR to_snap > ?2) ORDER BY client_id DESC LIMIT 1)";
-static const char SQL_SET_BY_KEY[] =
-	"UPDATE temp.audit_group SET by_key = 1 WHERE ord = ?1";
-/* the by_key groups' clients, sorted by device ID (the key) */
-static const char SQL_BY_KEY[] =
-	"SELECT CASE WHEN instr(i.client_id, '@@@') > 0"
-	"  THEN substr(i.client_id, instr(i.client_id, '@@@') + 3) ELSE i.client_id END AS k,"
-	" g.ord, i.client_id FROM temp.audit_group g JOIN cs_interval i"
-	" ON i.group_key = g.group_key AND i.from_snap <= g.snapshot_id"
-	" AND (i.to_snap IS NULL OR i.to_snap > g.snapshot_id) WHERE g.by_key ORDER BY k";
-static const char SQL_ADD_UNEXPECTED[] =
-	"INSERT INTO temp.audit_unexpected (group_key, client_id) VALUES (?1, ?2)";
-static const char SQL_ADD_GONE[] =
-	"INSERT INTO temp.audit_gone (line, id) VALUES (?1, ?2)";
-static const char SQL_SET_COUNTS[] =
-	"UPDATE temp.audit_group SET clients = ?2, unexpected = ?3 WHERE ord = ?1";
-
 /*
  * One stream of the inventory side in key order: one group's clients read in the interval
  * key's order (by client, the key; by device too when the group's first and last client IDs
  * share their part up to the first "@@@", so that all of them do, as Alibaba's
- * GroupID@@@DeviceID IDs do), or the other groups' rows sorted by key (SQL_BY_KEY), each
- * naming its group.
+ * GroupID@@@DeviceID IDs do), or the other groups' rows sorted by key (STORE_Q_AUDIT_BY_KEY),
+ * each naming its group.
  */
 struct source {
 	sqlite3_stmt *s;
-	int sorted;              /* SQL_BY_KEY: column 0 key, 1 group ordinal, 2 client ID */
+	int sorted;              /* STORE_Q_AUDIT_BY_KEY: column 0 key, 1 group ordinal,
+				  * 2 client ID */
 	size_t prefix;           /* bytes before the key (a group's shared "GroupID@@@") */
 	size_t ord;              /* the group's ordinal */
 	const char *key, *client;
@@ -638,7 +610,7 @@ static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return c ? c : alen < blen ? -1 : alen > blen;
 }
 
-/* What follows the first "@@@" of a client ID (what SQL_BY_KEY computes), or NULL. */
+/* What follows the first "@@@" of a client ID (what STORE_Q_AUDIT_BY_KEY computes), or NULL. */
 static const char *device_part(const char *id, size_t len)
 {
 	const char *p = id, *end = id + len;
@@ -700,33 +672,21 @@ static void heap_down(struct source **h, size_t n, size_t i)
  * two million of them, and one INSERT per row costs twice as much.  The rows' text is
  * copied into one buffer, reused.
  */
-#define AUDIT_BATCH 64
+#define AUDIT_BATCH STORE_AUDIT_BATCH
 
 struct batch {
-	sqlite3_stmt *one, *many;   /* SQL_ADD_* with one row, and with AUDIT_BATCH rows */
+	sqlite3_stmt *one, *many;   /* STORE_Q_AUDIT_ADD_*: one row, and AUDIT_BATCH */
 	int64_t n[AUDIT_BATCH];
 	size_t off[AUDIT_BATCH], len[AUDIT_BATCH];
 	size_t count;
 	struct cs_buf text;
 };
 
-static int batch_open(struct store *st, struct batch *b, const char *sql, struct cs_error *err)
+static int batch_open(struct store *st, struct batch *b, enum store_query_id one,
+		      enum store_query_id many, struct cs_error *err)
 {
-	struct cs_buf q = CS_BUF_INIT;
-	size_t i;
-	int rc;
-
 	memset(b, 0, sizeof(*b));
-	buf_puts(&q, sql);
-	for (i = 1; i < AUDIT_BATCH; i++)
-		buf_puts(&q, ", (?, ?)");
-	if (q.oom) {
-		buf_release(&q);
-		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	}
-	rc = prepare(st, sql, &b->one, err) < 0 || prepare(st, buf_str(&q), &b->many, err) < 0;
-	buf_release(&q);
-	return rc ? -1 : 0;
+	return prepare(st, one, &b->one, err) < 0 || prepare(st, many, &b->many, err) < 0 ? -1 : 0;
 }
 
 static void batch_close(struct batch *b)
@@ -958,8 +918,8 @@ static int merge_open(struct merge *m, int by_device, struct cs_error *err)
 
 	if (!(m->src = calloc(m->ngroups + 1, sizeof(*m->src))))
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-	if (by_device && (prepare(m->st, SQL_GROUP_FIRST_LAST, &fl, err) < 0 ||
-			  prepare(m->st, SQL_SET_BY_KEY, &set, err) < 0))
+	if (by_device && (prepare(m->st, STORE_Q_AUDIT_GROUP_FIRST_LAST, &fl, err) < 0 ||
+			  prepare(m->st, STORE_Q_AUDIT_SET_BY_KEY, &set, err) < 0))
 		goto out;
 	for (i = 0; i < m->ngroups; i++) {
 		struct source *x;
@@ -999,7 +959,7 @@ static int merge_open(struct merge *m, int by_device, struct cs_error *err)
 		x = &m->src[m->nsrc++];
 		x->ord = i;
 		x->prefix = prefix;
-		if (prepare(m->st, SQL_GROUP_BY_CLIENT, &x->s, err) < 0)
+		if (prepare(m->st, STORE_Q_AUDIT_GROUP_BY_CLIENT, &x->s, err) < 0)
 			goto out;
 		sqlite3_bind_int64(x->s, 1, m->group_key[i]);
 		sqlite3_bind_int64(x->s, 2, m->snapshot_id[i]);
@@ -1010,7 +970,7 @@ static int merge_open(struct merge *m, int by_device, struct cs_error *err)
 		log_msg(LOG_DEBUG, NULL, "audit: %zu group(s) with client IDs not in device ID order: "
 			"sorting them", nsorted);
 		x->sorted = 1;
-		if (prepare(m->st, SQL_BY_KEY, &x->s, err) < 0)
+		if (prepare(m->st, STORE_Q_AUDIT_BY_KEY, &x->s, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -1026,8 +986,7 @@ int audit_add_group(struct store *st, int64_t group_key, int64_t snapshot_id,
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (prepare(st, "INSERT INTO temp.audit_group (group_key, snapshot_id, ord)"
-		    " VALUES (?1, ?2, (SELECT count(*) FROM temp.audit_group))", &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_ADD_GROUP, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	sqlite3_bind_int64(s, 2, snapshot_id);
@@ -1050,7 +1009,7 @@ int audit_compare(struct store *st, const struct audit_register *reg, int by_dev
 	m.st = st;
 	m.r = reg->reader;
 	m.r->err = err;
-	if (prepare(st, "SELECT count(*) FROM temp.audit_group", &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_GROUP_COUNT, &s, err) < 0)
 		return -1;
 	rc = sqlite3_step(s);
 	m.ngroups = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(s, 0) : 0;
@@ -1066,7 +1025,7 @@ int audit_compare(struct store *st, const struct audit_register *reg, int by_dev
 		cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if (prepare(st, SQL_GROUPS, &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_GROUPS, &s, err) < 0)
 		goto out;
 	for (i = 0; i < m.ngroups && sqlite3_step(s) == SQLITE_ROW; i++) {
 		m.group_key[i] = sqlite3_column_int64(s, 0);
@@ -1074,9 +1033,11 @@ int audit_compare(struct store *st, const struct audit_register *reg, int by_dev
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if (prepare(st, SQL_REGISTER_BY_ID, &m.reg, err) < 0 ||
-	    batch_open(st, &m.unexpected_rows, SQL_ADD_UNEXPECTED, err) < 0 ||
-	    batch_open(st, &m.gone_rows, SQL_ADD_GONE, err) < 0 ||
+	if (prepare(st, STORE_Q_AUDIT_REGISTER_BY_ID, &m.reg, err) < 0 ||
+	    batch_open(st, &m.unexpected_rows, STORE_Q_AUDIT_ADD_UNEXPECTED,
+		       STORE_Q_AUDIT_ADD_UNEXPECTED_BATCH, err) < 0 ||
+	    batch_open(st, &m.gone_rows, STORE_Q_AUDIT_ADD_GONE,
+		       STORE_Q_AUDIT_ADD_GONE_BATCH, err) < 0 ||
 	    merge_open(&m, by_device, err) < 0)
 		goto out;
 	rc = merge_run(&m, err);
@@ -1085,7 +1046,7 @@ int audit_compare(struct store *st, const struct audit_register *reg, int by_dev
 	if (rc < 0 || batch_flush(st, &m.unexpected_rows, err) < 0 ||
 	    batch_flush(st, &m.gone_rows, err) < 0)
 		goto out;
-	if (prepare(st, SQL_SET_COUNTS, &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_SET_COUNTS, &s, err) < 0)
 		goto out;
 	for (i = 0; i < m.ngroups; i++) {
 		sqlite3_bind_int64(s, 1, (int64_t)i);
@@ -1121,8 +1082,7 @@ int audit_group_counts(struct store *st, int64_t group_key, int64_t *clients,
 	int rc;
 
 	*clients = *unexpected = 0;
-	if (prepare(st, "SELECT clients, unexpected FROM temp.audit_group WHERE group_key = ?1", &s,
-		    err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_GROUP_COUNTS, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	rc = sqlite3_step(s);
@@ -1142,7 +1102,7 @@ int audit_missing_count(struct store *st, int64_t *missing, struct cs_error *err
 	int rc;
 
 	*missing = 0;
-	if (prepare(st, "SELECT count(*) FROM temp.audit_gone", &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_MISSING_COUNT, &s, err) < 0)
 		return -1;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
@@ -1174,8 +1134,7 @@ int audit_unexpected(struct store *st, int64_t group_key, audit_id_cb cb, void *
 {
 	sqlite3_stmt *s = NULL;
 
-	if (prepare(st, "SELECT client_id, 0 FROM temp.audit_unexpected WHERE group_key = ?1"
-		    " ORDER BY client_id", &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_UNEXPECTED, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	return stream(st, s, cb, arg, err);
@@ -1185,7 +1144,7 @@ int audit_missing(struct store *st, audit_id_cb cb, void *arg, struct cs_error *
 {
 	sqlite3_stmt *s = NULL;
 
-	if (prepare(st, "SELECT id, line FROM temp.audit_gone ORDER BY line", &s, err) < 0)
+	if (prepare(st, STORE_Q_AUDIT_MISSING, &s, err) < 0)
 		return -1;
 	return stream(st, s, cb, arg, err);
 }
@@ -1194,6 +1153,5 @@ void audit_end(struct store *st, struct audit_register *reg)
 {
 	register_close(reg);
 	/* the temporary tables go with the read transaction */
-	if (st && sqlite3_get_autocommit(store_db(st)) == 0)
-		sqlite3_exec(store_db(st), "ROLLBACK", NULL, NULL, NULL);
+	store_rollback(st);
 }

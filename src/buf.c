@@ -70,37 +70,6 @@ void buf_printf(struct cs_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-void buf_json_string(struct cs_buf *b, const char *s, size_t len)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i, run = 0;
-
-	buf_putc(b, '"');
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6] = { '\\', 'u', '0', '0', hx[c >> 4], hx[c & 15] };
-
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
-			continue;
-		buf_append(b, s + run, i - run);
-		run = i + 1;
-		if (c == '"')
-			buf_append(b, "\\\"", 2);
-		else if (c == '\\')
-			buf_append(b, "\\\\", 2);
-		else if (c == '\n')
-			buf_append(b, "\\n", 2);
-		else if (c == '\t')
-			buf_append(b, "\\t", 2);
-		else if (c == '\r')
-			buf_append(b, "\\r", 2);
-		else
-			buf_append(b, esc, 6);
-	}
-	buf_append(b, s + run, len - run);
-	buf_putc(b, '"');
-}
-
 const char *buf_str(const struct cs_buf *b)
 {
 	return b->data ? b->data : "";

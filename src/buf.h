@@ -22,8 +22,6 @@ void buf_append(struct cs_buf *b, const void *data, size_t len);
 void buf_puts(struct cs_buf *b, const char *s);
 void buf_putc(struct cs_buf *b, char c);
 void buf_printf(struct cs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s[0..len) as a quoted JSON string (RFC 8259 escapes; UTF-8 passes through). */
-void buf_json_string(struct cs_buf *b, const char *s, size_t len);
 /* The contents as a string: "" for an empty buffer, never NULL. */
 const char *buf_str(const struct cs_buf *b);
 void buf_reset(struct cs_buf *b);

@@ -75,11 +75,12 @@ bad:
 			    "previous", s);
 }
 
-static int prepare(struct store *st, const char *sql, sqlite3_stmt **s, struct cs_error *err)
+/* The named query id of the store, reset and unbound, in *s; -1 with err set. */
+static int prepare(struct store *st, enum store_query_id id, sqlite3_stmt **s,
+		   struct cs_error *err)
 {
-	if (sqlite3_prepare_v2(store_db(st), sql, -1, s, NULL) != SQLITE_OK)
-		return store_error(st, err, "query");
-	return 0;
+	*s = store_query(st, id, err);
+	return *s ? 0 : -1;
 }
 
 static void col_text(sqlite3_stmt *s, int i, char *out, size_t outlen)
@@ -96,64 +97,13 @@ static int64_t col_int_or(sqlite3_stmt *s, int i, int64_t dflt)
 
 void history_groups_free(struct group_row *rows, size_t n)
 {
-	size_t i;
-
-	for (i = 0; rows && i < n; i++) {
-		free(rows[i].instance_id);
-		free(rows[i].group_id);
-	}
-	free(rows);
+	store_groups_free(rows, n);
 }
 
 int history_groups(struct store *st, const char *instance, const char *group,
 		   struct group_row **rows, size_t *n, struct cs_error *err)
 {
-	sqlite3_stmt *s = NULL;
-	struct group_row *out = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-
-	*rows = NULL;
-	*n = 0;
-	if (prepare(st,
-		    "SELECT group_key, instance_id, group_id FROM cs_group"
-		    " WHERE (?1 IS NULL OR instance_id = ?1) AND (?2 IS NULL OR group_id = ?2)"
-		    " ORDER BY instance_id, group_id", &s, err) < 0)
-		return -1;
-	if (instance)
-		sqlite3_bind_text(s, 1, instance, -1, SQLITE_STATIC);
-	if (group)
-		sqlite3_bind_text(s, 2, group, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			struct group_row *p;
-
-			cap = cap ? cap * 2 : 16;
-			if (!(p = realloc(out, cap * sizeof(*p))))
-				goto oom;
-			out = p;
-		}
-		out[cnt].group_key = sqlite3_column_int64(s, 0);
-		out[cnt].instance_id = strdup((const char *)sqlite3_column_text(s, 1));
-		out[cnt].group_id = strdup((const char *)sqlite3_column_text(s, 2));
-		cnt++;
-		if (!out[cnt - 1].instance_id || !out[cnt - 1].group_id)
-			goto oom;
-	}
-	if (rc != SQLITE_DONE) {
-		store_error(st, err, "group list");
-		goto fail;
-	}
-	sqlite3_finalize(s);
-	*rows = out;
-	*n = cnt;
-	return 0;
-oom:
-	cs_error_set(err, CS_ERR_NOMEM, "out of memory");
-fail:
-	sqlite3_finalize(s);
-	history_groups_free(out, cnt);
-	return -1;
+	return store_groups(st, instance, group, rows, n, err);
 }
 
 static int listed(const char *const *list, size_t n, const char *s)
@@ -204,19 +154,12 @@ static int single_int(struct store *st, sqlite3_stmt *s, int64_t *out, struct cs
 int history_resolve(struct store *st, int64_t group_key, const struct diff_ref *ref,
 		    int64_t other, int64_t *snapshot_id, struct cs_error *err)
 {
-	static const char *const sql[] = {
-		[REF_SNAPSHOT] = "SELECT snapshot_id FROM cs_snapshot WHERE group_key = ?1"
-				 " AND status = 'complete' AND snapshot_id = ?2",
-		[REF_RUN] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
-			    " AND status = 'complete' AND run_id <= ?2",
-		/* a time means what the service said then: when the data was read */
-		[REF_TIME] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
-			     " AND status = 'complete'"
-			     " AND coalesce(read_last_epoch, finished_epoch) <= ?2",
-		[REF_LATEST] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
-			       " AND status = 'complete'",
-		[REF_PREVIOUS] = "SELECT max(snapshot_id) FROM cs_snapshot WHERE group_key = ?1"
-				 " AND status = 'complete' AND snapshot_id < ?2",
+	static const enum store_query_id query[] = {
+		[REF_SNAPSHOT] = STORE_Q_RESOLVE_SNAPSHOT,
+		[REF_RUN] = STORE_Q_RESOLVE_RUN,
+		[REF_TIME] = STORE_Q_RESOLVE_TIME,
+		[REF_LATEST] = STORE_Q_RESOLVE_LATEST,
+		[REF_PREVIOUS] = STORE_Q_RESOLVE_PREVIOUS,
 	};
 	sqlite3_stmt *s = NULL;
 	int64_t bound = ref->value;
@@ -235,21 +178,15 @@ int history_resolve(struct store *st, int64_t group_key, const struct diff_ref *
 				return 0;
 		}
 	}
-	if (prepare(st, sql[ref->kind], &s, err) < 0)
+	if (prepare(st, query[ref->kind], &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	if (ref->kind != REF_LATEST)
 		sqlite3_bind_int64(s, 2, bound);
 	ret = single_int(st, s, snapshot_id, err);
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return ret;
 }
-
-#define SNAP_COLUMNS \
-	"s.snapshot_id, s.run_id, s.group_key, g.instance_id, g.group_id, s.status," \
-	" s.started_at, s.finished_at, s.pages, s.client_count, s.total_reported, s.added," \
-	" s.removed, s.consistent, s.error_code, s.error_message, s.identity" \
-	" FROM cs_snapshot s JOIN cs_group g ON g.group_key = s.group_key"
 
 static void read_snap(sqlite3_stmt *s, struct snap_row *r)
 {
@@ -280,7 +217,7 @@ int history_snapshot(struct store *st, int64_t snapshot_id, struct snap_row *row
 	int rc;
 
 	*found = 0;
-	if (prepare(st, "SELECT " SNAP_COLUMNS " WHERE s.snapshot_id = ?1", &s, err) < 0)
+	if (prepare(st, STORE_Q_SNAPSHOT, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, snapshot_id);
 	rc = sqlite3_step(s);
@@ -288,7 +225,7 @@ int history_snapshot(struct store *st, int64_t snapshot_id, struct snap_row *row
 		read_snap(s, row);
 		*found = 1;
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_error(st, err, "snapshot lookup");
 	return 0;
@@ -301,10 +238,7 @@ int history_snapshots(struct store *st, const char *instance, const char *group,
 	struct snap_row row;
 	int rc, stop = 0;
 
-	if (prepare(st,
-		    "SELECT " SNAP_COLUMNS
-		    " WHERE (?1 IS NULL OR g.instance_id = ?1) AND (?2 IS NULL OR g.group_id = ?2)"
-		    " ORDER BY s.snapshot_id DESC LIMIT ?3", &s, err) < 0)
+	if (prepare(st, STORE_Q_SNAPSHOTS, &s, err) < 0)
 		return -1;
 	if (instance)
 		sqlite3_bind_text(s, 1, instance, -1, SQLITE_STATIC);
@@ -315,23 +249,13 @@ int history_snapshots(struct store *st, const char *instance, const char *group,
 		read_snap(s, &row);
 		stop = cb(arg, &row);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (stop)
 		return stop;
 	if (rc != SQLITE_DONE)
 		return store_error(st, err, "snapshot list");
 	return 0;
 }
-
-/* Intervals that start or end between the two snapshots, grouped per client; in_a / in_b say
- * whether the client is in each. */
-#define DIFF_CORE \
-	" SELECT client_id," \
-	"  max(from_snap <= ?2 AND (to_snap IS NULL OR to_snap > ?2)) AS in_a," \
-	"  max(from_snap <= ?3 AND (to_snap IS NULL OR to_snap > ?3)) AS in_b" \
-	" FROM cs_interval WHERE group_key = ?1" \
-	"  AND ((from_snap > ?4 AND from_snap <= ?5) OR (to_snap > ?4 AND to_snap <= ?5))" \
-	" GROUP BY client_id"
 
 static void bind_diff(sqlite3_stmt *s, int64_t group_key, int64_t a, int64_t b)
 {
@@ -351,9 +275,7 @@ int history_diff_counts(struct store *st, int64_t group_key, int64_t from, int64
 	*added = *removed = 0;
 	if (from == to)
 		return 0;
-	if (prepare(st,
-		    "SELECT coalesce(sum(in_b AND NOT in_a), 0), coalesce(sum(in_a AND NOT in_b), 0)"
-		    " FROM (" DIFF_CORE ")", &s, err) < 0)
+	if (prepare(st, STORE_Q_DIFF_COUNTS, &s, err) < 0)
 		return -1;
 	bind_diff(s, group_key, from, to);
 	rc = sqlite3_step(s);
@@ -361,7 +283,7 @@ int history_diff_counts(struct store *st, int64_t group_key, int64_t from, int64
 		*added = sqlite3_column_int64(s, 0);
 		*removed = sqlite3_column_int64(s, 1);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
 		return store_error(st, err, "diff");
 	return 0;
@@ -375,27 +297,19 @@ int history_diff_ids(struct store *st, int64_t group_key, int64_t from, int64_t 
 
 	if (from == to)
 		return 0;
-	if (prepare(st,
-		    want_added ? "SELECT client_id FROM (" DIFF_CORE ") WHERE in_b AND NOT in_a"
-				 " ORDER BY client_id"
-			       : "SELECT client_id FROM (" DIFF_CORE ") WHERE in_a AND NOT in_b"
-				 " ORDER BY client_id",
-		    &s, err) < 0)
+	if (prepare(st, want_added ? STORE_Q_DIFF_ADDED : STORE_Q_DIFF_REMOVED, &s, err) < 0)
 		return -1;
 	bind_diff(s, group_key, from, to);
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
 		stop = cb(arg, (const char *)sqlite3_column_text(s, 0),
 			  (size_t)sqlite3_column_bytes(s, 0));
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (stop)
 		return stop;
 	if (rc != SQLITE_DONE)
 		return store_error(st, err, "diff");
 	return 0;
 }
-
-#define DEVICE_OF(col) \
-	"CASE WHEN instr(" col ", '@@@') > 0 THEN substr(" col ", instr(" col ", '@@@') + 3) END"
 
 int history_members(struct store *st, int64_t group_key, int64_t snapshot_id, const char *glob,
 		    history_id_cb cb, void *arg, struct cs_error *err)
@@ -404,11 +318,7 @@ int history_members(struct store *st, int64_t group_key, int64_t snapshot_id, co
 	int rc, stop = 0;
 
 	/* the primary key's order: streamed, never sorted */
-	if (prepare(st,
-		    "SELECT client_id FROM cs_interval WHERE group_key = ?1 AND from_snap <= ?2"
-		    " AND (to_snap IS NULL OR to_snap > ?2)"
-		    " AND (?3 IS NULL OR client_id GLOB ?3 OR " DEVICE_OF("client_id") " GLOB ?3)"
-		    " ORDER BY client_id", &s, err) < 0)
+	if (prepare(st, STORE_Q_MEMBERS, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	sqlite3_bind_int64(s, 2, snapshot_id);
@@ -417,7 +327,7 @@ int history_members(struct store *st, int64_t group_key, int64_t snapshot_id, co
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
 		stop = cb(arg, (const char *)sqlite3_column_text(s, 0),
 			  (size_t)sqlite3_column_bytes(s, 0));
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (stop)
 		return stop;
 	if (rc != SQLITE_DONE)
@@ -432,24 +342,7 @@ int history_intervals(struct store *st, int64_t group_key, const char *pattern, 
 	struct history_interval iv;
 	int rc, stop = 0;
 
-	if (prepare(st,
-		    is_glob ? "SELECT i.client_id, i.from_snap, coalesce(i.to_snap, 0),"
-			      " coalesce(f.run_id, 0), f.finished_at, coalesce(t.run_id, 0), t.finished_at"
-			      " FROM cs_interval i"
-			      " LEFT JOIN cs_snapshot f ON f.snapshot_id = i.from_snap"
-			      " LEFT JOIN cs_snapshot t ON t.snapshot_id = i.to_snap"
-			      " WHERE i.group_key = ?1 AND (i.client_id GLOB ?2"
-			      "  OR " DEVICE_OF("i.client_id") " GLOB ?2)"
-			      " ORDER BY i.client_id, i.from_snap"
-			    : "SELECT i.client_id, i.from_snap, coalesce(i.to_snap, 0),"
-			      " coalesce(f.run_id, 0), f.finished_at, coalesce(t.run_id, 0), t.finished_at"
-			      " FROM cs_interval i"
-			      " LEFT JOIN cs_snapshot f ON f.snapshot_id = i.from_snap"
-			      " LEFT JOIN cs_snapshot t ON t.snapshot_id = i.to_snap"
-			      " WHERE i.group_key = ?1 AND (i.client_id = ?2"
-			      "  OR " DEVICE_OF("i.client_id") " = ?2)"
-			      " ORDER BY i.client_id, i.from_snap",
-		    &s, err) < 0)
+	if (prepare(st, is_glob ? STORE_Q_INTERVALS_GLOB : STORE_Q_INTERVALS_EXACT, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	sqlite3_bind_text(s, 2, pattern, -1, SQLITE_STATIC);
@@ -465,7 +358,7 @@ int history_intervals(struct store *st, int64_t group_key, const char *pattern, 
 		col_text(s, 6, iv.to_at, sizeof(iv.to_at));
 		stop = cb(arg, &iv);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (stop)
 		return stop;
 	if (rc != SQLITE_DONE)
@@ -480,25 +373,14 @@ int history_pruned_before(struct store *st, int64_t group_key, int64_t *before,
 	int rc;
 
 	*before = 0;
-	/*
-	 * A group's first complete snapshot added every client it holds and removed none; an
-	 * interval opened before the earliest retained snapshot names one that is gone.  Either
-	 * proves that older history existed and was deleted by prune.  (What neither shows: a
-	 * pruned past in which the group was empty and every interval closed.)
-	 */
-	if (prepare(st,
-		    "SELECT e.snapshot_id, (coalesce(e.removed, 0) != 0"
-		    "  OR coalesce(e.added, 0) != coalesce(e.client_count, 0)"
-		    "  OR EXISTS (SELECT 1 FROM cs_interval i WHERE i.group_key = e.group_key"
-		    "   AND i.from_snap < e.snapshot_id))"
-		    " FROM cs_snapshot e WHERE e.group_key = ?1 AND e.status = 'complete'"
-		    " ORDER BY e.snapshot_id LIMIT 1", &s, err) < 0)
+	/* the earliest complete snapshot, and whether history before it was pruned */
+	if (prepare(st, STORE_Q_PRUNED_BEFORE, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && sqlite3_column_int(s, 1))
 		*before = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_error(st, err, "history");
 	return 0;
@@ -514,10 +396,7 @@ int history_series(struct store *st, int64_t group_key, int64_t **ids, int64_t *
 
 	*ids = *epochs = *counts = NULL;
 	*n = 0;
-	if (prepare(st,
-		    "SELECT snapshot_id, coalesce(read_last_epoch, finished_epoch), client_count"
-		    " FROM cs_snapshot"
-		    " WHERE group_key = ?1 AND status = 'complete' ORDER BY snapshot_id", &s, err) < 0)
+	if (prepare(st, STORE_Q_SERIES, &s, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, group_key);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -548,36 +427,36 @@ int history_series(struct store *st, int64_t group_key, int64_t **ids, int64_t *
 		store_error(st, err, "series");
 		goto fail;
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	*ids = a;
 	*epochs = b;
 	*counts = c;
 	*n = cnt;
 	return 0;
 fail:
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	free(a);
 	free(b);
 	free(c);
 	return -1;
 }
 
-static int exec_count(struct store *st, const char *sql, int64_t bind, int64_t *changes,
+static int exec_count(struct store *st, enum store_query_id id, int64_t bind, int64_t *changes,
 		      struct cs_error *err)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (prepare(st, sql, &s, err) < 0)
+	if (prepare(st, id, &s, err) < 0)
 		return -1;
 	if (sqlite3_bind_parameter_count(s) >= 1)
 		sqlite3_bind_int64(s, 1, bind);
 	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store_error(st, err, "prune");
 	if (changes)
-		*changes = sqlite3_changes(store_db(st));
+		*changes = store_changes(st);
 	return 0;
 }
 
@@ -587,43 +466,23 @@ int history_prune(struct store *st, int64_t keep_last, int64_t older_than_epoch,
 	memset(res, 0, sizeof(*res));
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (exec_count(st, "CREATE TEMP TABLE IF NOT EXISTS prune_doomed"
-			   " (snapshot_id INTEGER PRIMARY KEY)", 0, NULL, err) < 0 ||
-	    exec_count(st, "DELETE FROM temp.prune_doomed", 0, NULL, err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_CREATE, 0, NULL, err) < 0 ||
+	    exec_count(st, STORE_Q_PRUNE_CLEAR, 0, NULL, err) < 0)
 		goto fail;
 	/* beyond the N newest complete snapshots of its group */
-	if (keep_last > 0 &&
-	    exec_count(st,
-		       "INSERT OR IGNORE INTO temp.prune_doomed SELECT s.snapshot_id FROM cs_snapshot s"
-		       " WHERE s.status != 'running' AND (SELECT count(*) FROM cs_snapshot k"
-		       "  WHERE k.group_key = s.group_key AND k.status = 'complete'"
-		       "  AND k.snapshot_id > s.snapshot_id) >= ?1", keep_last, NULL, err) < 0)
+	if (keep_last > 0 && exec_count(st, STORE_Q_PRUNE_KEEP_LAST, keep_last, NULL, err) < 0)
 		goto fail;
 	/* both rules: kept while either keeps it, so only the young are spared from keep_last */
 	if (keep_last > 0 && older_than_epoch > 0 &&
-	    exec_count(st,
-		       "DELETE FROM temp.prune_doomed WHERE snapshot_id IN (SELECT snapshot_id FROM"
-		       " cs_snapshot WHERE coalesce(finished_epoch,"
-		       " CAST(strftime('%s', started_at) AS INTEGER)) >= ?1)",
-		       older_than_epoch, NULL, err) < 0)
+	    exec_count(st, STORE_Q_PRUNE_SPARE_YOUNG, older_than_epoch, NULL, err) < 0)
 		goto fail;
 	if (keep_last <= 0 && older_than_epoch > 0 &&
-	    exec_count(st,
-		       "INSERT OR IGNORE INTO temp.prune_doomed SELECT snapshot_id FROM cs_snapshot"
-		       " WHERE status != 'running'"
-		       " AND coalesce(finished_epoch, CAST(strftime('%s', started_at) AS INTEGER)) < ?1",
-		       older_than_epoch, NULL, err) < 0)
+	    exec_count(st, STORE_Q_PRUNE_OLDER_THAN, older_than_epoch, NULL, err) < 0)
 		goto fail;
 	/* never: a group's latest complete snapshot, nor one a checkpoint resumes */
-	if (exec_count(st,
-		       "DELETE FROM temp.prune_doomed WHERE snapshot_id IN"
-		       " (SELECT max(snapshot_id) FROM cs_snapshot WHERE status = 'complete'"
-		       "  GROUP BY group_key) OR snapshot_id IN (SELECT snapshot_id FROM cs_checkpoint)",
-		       0, NULL, err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_SPARE_NEEDED, 0, NULL, err) < 0)
 		goto fail;
-	if (exec_count(st,
-		       "DELETE FROM cs_snapshot WHERE snapshot_id IN (SELECT snapshot_id FROM"
-		       " temp.prune_doomed)", 0, &res->snapshots, err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_SNAPSHOTS, 0, &res->snapshots, err) < 0)
 		goto fail;
 	/*
 	 * A closed interval stays while a kept complete snapshot lies inside it (membership) or
@@ -632,25 +491,11 @@ int history_prune(struct store *st, int64_t keep_last, int64_t older_than_epoch,
 	 */
 	/* the first-seen time of a client whose intervals go is kept apart: a device that
 	 * comes back after its history was pruned is still the device first seen then */
-	if (exec_count(st,
-		       "INSERT OR IGNORE INTO cs_first_seen (group_key, client_id, first_seen)"
-		       " SELECT group_key, client_id, min(first_seen) FROM cs_interval"
-		       " WHERE to_snap IS NOT NULL"
-		       " AND NOT EXISTS (SELECT 1 FROM cs_snapshot s WHERE s.group_key = cs_interval.group_key"
-		       "  AND s.status = 'complete' AND s.snapshot_id >= cs_interval.from_snap"
-		       "  AND s.snapshot_id <= cs_interval.to_snap)"
-		       " GROUP BY group_key, client_id", 0, NULL, err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_FIRST_SEEN, 0, NULL, err) < 0)
 		goto fail;
-	if (exec_count(st,
-		       "DELETE FROM cs_interval WHERE to_snap IS NOT NULL"
-		       " AND NOT EXISTS (SELECT 1 FROM cs_snapshot s WHERE s.group_key = cs_interval.group_key"
-		       "  AND s.status = 'complete' AND s.snapshot_id >= cs_interval.from_snap"
-		       "  AND s.snapshot_id <= cs_interval.to_snap)", 0, &res->intervals, err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_INTERVALS, 0, &res->intervals, err) < 0)
 		goto fail;
-	if (exec_count(st,
-		       "DELETE FROM cs_run WHERE status != 'running' AND NOT EXISTS"
-		       " (SELECT 1 FROM cs_snapshot s WHERE s.run_id = cs_run.run_id)", 0, &res->runs,
-		       err) < 0)
+	if (exec_count(st, STORE_Q_PRUNE_RUNS, 0, &res->runs, err) < 0)
 		goto fail;
 	if (dry_run) {
 		store_rollback(st);

@@ -32,15 +32,11 @@ struct diff_ref {
 /* Parses a REF; now is the current epoch (for ages like 7d).  CS_ERR_USAGE on failure. */
 int history_parse_ref(const char *s, int64_t now, struct diff_ref *out, struct cs_error *err);
 
-struct group_row {
-	int64_t group_key;
-	char *instance_id;
-	char *group_id;
-};
-
-/* The groups the database knows, filtered by instance and group (NULL: any), ordered. */
+/* The groups the database knows, filtered by instance and group (NULL: any), ordered
+ * (store_groups; struct group_row is in store.h). */
 int history_groups(struct store *st, const char *instance, const char *group,
 		   struct group_row **rows, size_t *n, struct cs_error *err);
+/* Frees what history_groups or history_select_groups returned. */
 void history_groups_free(struct group_row *rows, size_t n);
 
 /* The same for lists of instances and groups (n 0: any), as repeated --instance/--group. */

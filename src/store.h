@@ -43,15 +43,20 @@ int store_locate(const char *path, char **real, struct cs_error *err);
  * (ReadOnly) before anything else happens.
  */
 int store_open(struct store **out, const char *path, enum store_mode mode, struct cs_error *err);
+/* Rolls back any open transaction and closes the connection; st may be NULL. */
 void store_close(struct store *st);
+/* The path the store was opened with (":memory:" for a dry run without a file). */
 const char *store_path(const struct store *st);
 /* The schema version the database is at (PRAGMA user_version). */
 int store_schema_version(struct store *st);
 
 /* Explicit transaction bracket, used to commit several pages (each with its checkpoint) at
  * once.  store_rollback never fails and accepts a store with no transaction open. */
+/* Opens the write transaction (BEGIN IMMEDIATE); nothing when one is open already. */
 int store_begin(struct store *st, struct cs_error *err);
+/* Commits the open transaction (rolled back when the commit fails); nothing without one. */
 int store_commit(struct store *st, struct cs_error *err);
+/* Rolls back the open transaction, if any. */
 void store_rollback(struct store *st);
 
 /* Marks runs left 'running' by a killed process as 'interrupted' (keeping the counts they
@@ -64,10 +69,12 @@ struct store_run_stats {
 	int64_t groups_ok, groups_failed, requests, retries, throttled;
 };
 
+/* Records a new run as 'running' (with this process's pid); *run_id is its id. */
 int store_run_begin(struct store *st, int64_t *run_id, struct cs_error *err);
 /* Records which identity (creds_describe: never a secret) produced a snapshot. */
 int store_snapshot_set_identity(struct store *st, int64_t snapshot_id, const char *identity,
 				struct cs_error *err);
+/* Records the run's end: its status and counts, finished now. */
 int store_run_finish(struct store *st, int64_t run_id, const struct store_run_stats *stats,
 		     struct cs_error *err);
 /* Records the run's counts so far (stats->status is ignored), inside the caller's
@@ -130,6 +137,7 @@ struct store_resume {
 int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_id,
 			 const char *group_id, const struct store_resume *policy,
 			 struct store_snap *snap, struct cs_error *err);
+/* Frees what snap owns (its crawl state's token and last ID); snap may be NULL. */
 void store_snap_release(struct store_snap *snap);
 
 /* Stages one page of IDs as page number snap->cs.pages (inside the caller's transaction),
@@ -173,9 +181,11 @@ enum store_verdict {
  */
 int store_finalize_begin(struct store *st, const struct store_snap *snap, int keep_absent,
 			 struct store_tally *tally, struct cs_error *err);
+/* The second step, after store_finalize_begin: records the snapshot complete and commits. */
 int store_finalize_commit(struct store *st, const struct store_snap *snap,
 			  enum store_verdict verdict, struct store_tally *tally,
 			  struct cs_error *err);
+/* The other second step: undoes everything store_finalize_begin did. */
 void store_finalize_abort(struct store *st);
 
 /* Frees the pages staged by crawls that have ended (completed or abandoned without a
@@ -188,13 +198,107 @@ int store_snapshot_fail(struct store *st, const struct store_snap *snap, const c
 			const char *message, const char *request_id, int keep_checkpoint,
 			struct cs_error *err);
 
-/* The connection, for the read-side queries of history.c (same thread only). */
-struct sqlite3;
-struct sqlite3 *store_db(struct store *st);
+/* The rows of one batched audit insert (STORE_Q_AUDIT_ADD_*_BATCH). */
+#define STORE_AUDIT_BATCH 64
+
+/*
+ * The named queries of the modules that read the inventory (history.c, audit.c): their SQL
+ * is one table in the store (store_sql.c), prepared once per connection.  The parameters and
+ * columns of each are those of its SQL there.
+ */
+enum store_query_id {
+	STORE_Q_GROUPS,            /* ?1 instance or NULL, ?2 group or NULL: key, instance, group */
+	STORE_Q_RESOLVE_SNAPSHOT,  /* ?1 group, ?2 snapshot id: the id, if complete */
+	STORE_Q_RESOLVE_RUN,       /* ?1 group, ?2 run id: latest complete at or before */
+	STORE_Q_RESOLVE_TIME,      /* ?1 group, ?2 epoch: latest complete read at or before */
+	STORE_Q_RESOLVE_LATEST,    /* ?1 group */
+	STORE_Q_RESOLVE_PREVIOUS,  /* ?1 group, ?2 snapshot id: latest complete before */
+	STORE_Q_SNAPSHOT,          /* ?1 snapshot id: one snapshot row */
+	STORE_Q_SNAPSHOTS,         /* ?1 instance, ?2 group (NULL: any), ?3 limit: newest first */
+	STORE_Q_DIFF_COUNTS,       /* ?1 group, ?2 a, ?3 b, ?4 min, ?5 max: added, removed */
+	STORE_Q_DIFF_ADDED,        /* as DIFF_COUNTS: client ids in b only, sorted */
+	STORE_Q_DIFF_REMOVED,      /* as DIFF_COUNTS: client ids in a only, sorted */
+	STORE_Q_MEMBERS,           /* ?1 group, ?2 snapshot, ?3 glob or NULL: client ids */
+	STORE_Q_INTERVALS_GLOB,    /* ?1 group, ?2 glob: a client's intervals */
+	STORE_Q_INTERVALS_EXACT,   /* ?1 group, ?2 client or device id */
+	STORE_Q_PRUNED_BEFORE,     /* ?1 group: earliest complete snapshot, whether pruned */
+	STORE_Q_SERIES,            /* ?1 group: id, epoch, client count per complete snapshot */
+	STORE_Q_PRUNE_CREATE,      /* the steps of history_prune, in order */
+	STORE_Q_PRUNE_CLEAR,
+	STORE_Q_PRUNE_KEEP_LAST,   /* ?1 keep_last */
+	STORE_Q_PRUNE_SPARE_YOUNG, /* ?1 older_than epoch */
+	STORE_Q_PRUNE_OLDER_THAN,  /* ?1 older_than epoch */
+	STORE_Q_PRUNE_SPARE_NEEDED,
+	STORE_Q_PRUNE_SNAPSHOTS,
+	STORE_Q_PRUNE_FIRST_SEEN,
+	STORE_Q_PRUNE_INTERVALS,
+	STORE_Q_PRUNE_RUNS,
+	/* audit.c, in the order it uses them (their SQL says their parameters) */
+	STORE_Q_AUDIT_CREATE_GROUP,
+	STORE_Q_AUDIT_CREATE_UNEXPECTED,
+	STORE_Q_AUDIT_CREATE_GONE,
+	STORE_Q_AUDIT_REGISTER_BY_ID,
+	STORE_Q_AUDIT_GROUPS,
+	STORE_Q_AUDIT_GROUP_BY_CLIENT,
+	STORE_Q_AUDIT_GROUP_FIRST_LAST,
+	STORE_Q_AUDIT_SET_BY_KEY,
+	STORE_Q_AUDIT_BY_KEY,
+	STORE_Q_AUDIT_ADD_UNEXPECTED,
+	STORE_Q_AUDIT_ADD_GONE,
+	STORE_Q_AUDIT_SET_COUNTS,
+	STORE_Q_AUDIT_TEMP_NO_JOURNAL,
+	STORE_Q_AUDIT_TEMP_CACHE,
+	STORE_Q_AUDIT_ADD_GROUP,
+	STORE_Q_AUDIT_GROUP_COUNT,
+	STORE_Q_AUDIT_GROUP_COUNTS,
+	STORE_Q_AUDIT_MISSING_COUNT,
+	STORE_Q_AUDIT_UNEXPECTED,
+	STORE_Q_AUDIT_MISSING,
+	STORE_Q_AUDIT_ADD_UNEXPECTED_BATCH,
+	STORE_Q_AUDIT_ADD_GONE_BATCH,
+	STORE_Q_COUNT
+};
+
+/* The named query id, prepared on first use and cached for the connection, returned reset
+ * and unbound (NULL with err set).  Reset it once read, so it keeps no read transaction
+ * open; and never step one query from inside a loop over the same query. */
+struct sqlite3_stmt;
+struct sqlite3_stmt *store_query(struct store *st, enum store_query_id id, struct cs_error *err);
+/* A statement of its own for the named query id, for a query stepped by several cursors at
+ * once: not cached, the caller finalizes it (NULL with err set; err may be NULL). */
+struct sqlite3_stmt *store_query_new(struct store *st, enum store_query_id id,
+				     struct cs_error *err);
+/* Runs the named query id, a statement without parameters, to its end (rows ignored). */
+int store_query_run(struct store *st, enum store_query_id id, struct cs_error *err);
+/* Registers a virtual-table module on the connection as name (an eponymous table that named
+ * queries read); aux reaches its xCreate/xConnect.  -1 with err set (err may be NULL). */
+struct sqlite3_module;
+int store_create_module(struct store *st, const char *name, const struct sqlite3_module *module,
+			void *aux, struct cs_error *err);
+/* Opens a read transaction (BEGIN, deferred), so that several queries see one state of the
+ * database; store_rollback ends it.  Nothing when a transaction is open already. */
+int store_read_begin(struct store *st, struct cs_error *err);
+/* The rows changed by the last INSERT, UPDATE or DELETE this connection stepped. */
+int64_t store_changes(struct store *st);
+
 /* Formats a database error into err ("database PATH: what: sqlite message"); returns -1. */
 int store_error(struct store *st, struct cs_error *err, const char *what);
 /* Compacts the database file (VACUUM). */
 int store_vacuum(struct store *st, struct cs_error *err);
+
+/* One group the database knows. */
+struct group_row {
+	int64_t group_key;
+	char *instance_id;
+	char *group_id;
+};
+
+/* The groups the database knows, filtered by instance and group (NULL: any), ordered by
+ * instance and group; *rows is malloc'd, freed with store_groups_free. */
+int store_groups(struct store *st, const char *instance, const char *group,
+		 struct group_row **rows, size_t *n, struct cs_error *err);
+/* Frees what store_groups returned. */
+void store_groups_free(struct group_row *rows, size_t n);
 
 /* The group ids the database knows for an instance (malloc'd array of malloc'd strings). */
 int store_known_groups(struct store *st, const char *instance_id, char ***groups, size_t *n,

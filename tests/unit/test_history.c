@@ -428,14 +428,19 @@ static void test_resolve(void)
 	 * unknown (a snapshot written before read times were recorded) */
 	{
 		sqlite3_stmt *s = NULL;
+		sqlite3 *db = NULL;
 		char q[160];
 
+		/* on a connection of the test's own: the store lends its handle to nobody */
 		snprintf(q, sizeof(q), "UPDATE cs_snapshot SET read_last_epoch = NULL, finished_epoch = %lld"
 			 " WHERE snapshot_id = %lld", (long long)epoch("2026-11-29T12:00:00Z"),
 			 (long long)other_a);
-		CHECK(sqlite3_prepare_v2(store_db(st), q, -1, &s, NULL) == SQLITE_OK);
+		CHECK(sqlite3_open_v2(store_path(st), &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+		sqlite3_busy_timeout(db, 5000);
+		CHECK(sqlite3_prepare_v2(db, q, -1, &s, NULL) == SQLITE_OK);
 		CHECK(sqlite3_step(s) == SQLITE_DONE);
 		sqlite3_finalize(s);
+		sqlite3_close(db);
 		CHECK_INT(resolve(st, go, "2026-11-29T11:59:59Z", 0), 0);
 		CHECK_INT(resolve(st, go, "2026-11-29T12:00:00Z", 0), other_a);
 	}

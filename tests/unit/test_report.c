@@ -69,15 +69,21 @@ static int64_t complete(struct store *st, int64_t run, const char *inst, const c
 	return id;
 }
 
+/* SQL of the test's own, on a connection of its own to the store's file (the store lends
+ * its handle to nobody). */
 static void exec(struct store *st, const char *sql)
 {
+	sqlite3 *db = NULL;
 	char *msg = NULL;
 
-	if (sqlite3_exec(store_db(st), sql, NULL, NULL, &msg) != SQLITE_OK) {
-		fprintf(stderr, "test SQL %s: %s\n", sql, msg);
+	if (sqlite3_open_v2(store_path(st), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "test SQL %s: %s\n", sql, msg ? msg : sqlite3_errmsg(db));
 		CHECK(0);
 	}
 	sqlite3_free(msg);
+	sqlite3_close(db);
 }
 
 static struct store *st;
