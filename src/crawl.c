@@ -502,7 +502,7 @@ int crawl_run(struct store *st, struct http_client *http, struct creds *creds,
 
 		j->t = &targets[i];
 		j->res = &results[i];
-		j->snap.cs.last_id = (struct cs_buf)CS_BUF_INIT;
+		j->snap.stage.last_id = (struct cs_buf)CS_BUF_INIT;
 		for (k = 0; k < c.ninsts && c.insts[k] != targets[i].inst; k++)
 			;
 		if (k == c.ninsts)

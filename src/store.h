@@ -99,7 +99,8 @@ int store_rate_put(struct store *st, const char *host, double rate, struct cs_er
  * then empties the file) and warns when a reader keeps the WAL from shrinking past 64 MiB. */
 int store_wal_checkpoint(struct store *st, int truncate, struct cs_error *err);
 
-/* Where a group's crawl stands; persisted as its checkpoint with every page. */
+/* Where a group's walk stands: the crawl writes it, the store persists it as the group's
+ * checkpoint with every page (and fills it when a checkpoint is resumed). */
 struct store_crawl_state {
 	int64_t page_no;        /* the next page to request (from 1); 0: the walk has ended */
 	char *next_token;       /* owned; the NextToken to send with it, or NULL */
@@ -107,11 +108,16 @@ struct store_crawl_state {
 	int64_t staged_ids;     /* IDs staged by this walk, duplicates included */
 	int64_t total_reported; /* the latest Total, -1 before the first page */
 	int rewalked;           /* 1 once the group was walked again after a mismatch */
+	int64_t read_first;     /* epoch seconds the walk's first page was read, 0 before */
+	int64_t read_last;      /* epoch seconds its latest page was read, 0 before */
+};
+
+/* What staging knows of the IDs staged so far: the store's alone (persisted with the
+ * checkpoint, so a resumed walk keeps it). */
+struct store_staging {
 	int sorted;             /* every ID staged so far rose strictly in byte order, so
 				 * finalizing can read them as staged, without a sort */
 	struct cs_buf last_id;  /* the last ID staged (owned) */
-	int64_t read_first;     /* epoch seconds the walk's first page was read, 0 before */
-	int64_t read_last;      /* epoch seconds its latest page was read, 0 before */
 };
 
 struct store_snap {
@@ -120,7 +126,8 @@ struct store_snap {
 	int64_t resumed_from;   /* the interrupted snapshot this one continues, or 0 */
 	int64_t discarded_from; /* a checkpoint dropped (see discarded_why), or 0 */
 	const char *discarded_why; /* "--restart", "too old", "its pages are stale" */
-	struct store_crawl_state cs;
+	struct store_crawl_state cs;   /* the crawl's */
+	struct store_staging stage;    /* the store's */
 };
 
 /* When a checkpoint left by an interrupted crawl is resumed. */
@@ -137,19 +144,21 @@ struct store_resume {
 int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_id,
 			 const char *group_id, const struct store_resume *policy,
 			 struct store_snap *snap, struct cs_error *err);
-/* Frees what snap owns (its crawl state's token and last ID); snap may be NULL. */
+/* Frees what snap owns (its walk's token and its staging's last ID); snap may be NULL. */
 void store_snap_release(struct store_snap *snap);
 
 /* Stages one page of IDs as page number snap->cs.pages (inside the caller's transaction),
- * and keeps snap->cs.sorted and last_id up to date. */
+ * and keeps snap->stage up to date. */
 int store_stage_page(struct store *st, struct store_snap *snap, const char *const *ids,
 		     const size_t *lens, size_t n, struct cs_error *err);
 
-/* Writes snap->cs as the group's checkpoint (inside the caller's transaction). */
+/* Writes snap->cs and snap->stage as the group's checkpoint (inside the caller's
+ * transaction). */
 int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_error *err);
 
-/* Forgets the pages staged so far, for a re-walk of the group (caller's transaction). */
-int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs_error *err);
+/* Forgets the pages staged so far and what staging knew of them, for a re-walk of the group
+ * (caller's transaction). */
+int store_stage_clear(struct store *st, struct store_snap *snap, struct cs_error *err);
 
 /* What finalizing found: distinct IDs staged, IDs staged more than once, and the changes
  * against the group's previous complete snapshot. */

@@ -316,7 +316,7 @@ int store_finalize_begin(struct store *st, const struct store_snap *snap, int ke
 
 	memset(t, 0, sizeof(*t));
 	st->fin_now = util_now_epoch();
-	st->fin_in_order = snap->cs.sorted;
+	st->fin_in_order = snap->stage.sorted;
 	if (store_begin(st, err) < 0)
 		return -1;
 	if (count_query(st, S_HAS_FIRST_SEEN, snap->group_key, &fs, err) < 0)

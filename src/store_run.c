@@ -163,14 +163,16 @@ static int group_key(struct store *st, const char *instance_id, const char *grou
 	return 0;
 }
 
-static void crawl_state_fresh(struct store_crawl_state *cs)
+static void crawl_state_fresh(struct store_snap *snap)
 {
+	struct store_crawl_state *cs = &snap->cs;
+
 	free(cs->next_token);
-	buf_release(&cs->last_id);
 	memset(cs, 0, sizeof(*cs));
 	cs->page_no = 1;
 	cs->total_reported = -1;
-	cs->sorted = 1;
+	buf_release(&snap->stage.last_id);
+	snap->stage.sorted = 1;
 }
 
 /* Loads the group's checkpoint into snap->cs; *found is 0 when there is none. */
@@ -199,9 +201,10 @@ static int checkpoint_load(struct store *st, struct store_snap *snap, int64_t *o
 					     ? -1 : sqlite3_column_int64(s, 5);
 		cs->rewalked = sqlite3_column_int(s, 6);
 		*updated = sqlite3_column_int64(s, 7);
-		cs->sorted = sqlite3_column_int(s, 8);
-		buf_reset(&cs->last_id);
-		buf_append(&cs->last_id, sqlite3_column_blob(s, 9), (size_t)sqlite3_column_bytes(s, 9));
+		snap->stage.sorted = sqlite3_column_int(s, 8);
+		buf_reset(&snap->stage.last_id);
+		buf_append(&snap->stage.last_id, sqlite3_column_blob(s, 9),
+			   (size_t)sqlite3_column_bytes(s, 9));
 		cs->read_first = sqlite3_column_int64(s, 10);
 		cs->read_last = sqlite3_column_int64(s, 11);
 		if (tok && !cs->next_token) {
@@ -227,7 +230,7 @@ int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_
 	char now[21];
 
 	memset(snap, 0, sizeof(*snap));
-	crawl_state_fresh(&snap->cs);
+	crawl_state_fresh(snap);
 	store_now_text(now);
 	if (store_begin(st, err) < 0)
 		return -1;
@@ -246,7 +249,7 @@ int store_snapshot_begin(struct store *st, int64_t run_id, const char *instance_
 			snap->discarded_why = "its pages are stale (finalize_max_age)";
 		if (snap->discarded_why) {
 			snap->discarded_from = old;
-			crawl_state_fresh(&snap->cs);
+			crawl_state_fresh(snap);
 			found = 0;
 		}
 	}
@@ -287,7 +290,7 @@ void store_snap_release(struct store_snap *snap)
 		return;
 	free(snap->cs.next_token);
 	snap->cs.next_token = NULL;
-	buf_release(&snap->cs.last_id);
+	buf_release(&snap->stage.last_id);
 }
 
 int store_snapshot_fail(struct store *st, const struct store_snap *snap, const char *code,

@@ -37,7 +37,7 @@ static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
 int store_stage_page(struct store *st, struct store_snap *snap, const char *const *ids,
 		     const size_t *lens, size_t n, struct cs_error *err)
 {
-	struct store_crawl_state *cs = &snap->cs;
+	struct store_staging *sg = &snap->stage;
 	sqlite3_stmt *s = store_stmt(st, S_STAGE_INSERT, err);
 	size_t i;
 
@@ -45,18 +45,18 @@ int store_stage_page(struct store *st, struct store_snap *snap, const char *cons
 		return -1;
 	/* the service serves sorted pages in practice; when it does, finalizing skips the sort
 	 * (any ID out of order, or repeated, turns that off for the walk) */
-	for (i = 0; cs->sorted && i < n; i++) {
-		const char *prev = i ? ids[i - 1] : buf_str(&cs->last_id);
-		size_t plen = i ? lens[i - 1] : cs->last_id.len;
+	for (i = 0; sg->sorted && i < n; i++) {
+		const char *prev = i ? ids[i - 1] : buf_str(&sg->last_id);
+		size_t plen = i ? lens[i - 1] : sg->last_id.len;
 
-		if ((i || cs->staged_ids) && bytes_cmp(prev, plen, ids[i], lens[i]) >= 0)
-			cs->sorted = 0;
+		if ((i || snap->cs.staged_ids) && bytes_cmp(prev, plen, ids[i], lens[i]) >= 0)
+			sg->sorted = 0;
 	}
 	buf_reset(&st->page);
 	stage_encode(&st->page, ids, lens, n);
 	if (n) {
-		buf_reset(&cs->last_id);
-		buf_append(&cs->last_id, ids[n - 1], lens[n - 1]);
+		buf_reset(&sg->last_id);
+		buf_append(&sg->last_id, ids[n - 1], lens[n - 1]);
 	}
 	if (st->page.oom)
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
@@ -85,9 +85,10 @@ int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_
 		sqlite3_bind_int64(s, 7, cs->total_reported);
 	sqlite3_bind_int(s, 8, cs->rewalked);
 	sqlite3_bind_int64(s, 9, util_now_epoch());
-	sqlite3_bind_int(s, 10, cs->sorted);
-	if (cs->last_id.len)
-		sqlite3_bind_text(s, 11, cs->last_id.data, (int)cs->last_id.len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 10, snap->stage.sorted);
+	if (snap->stage.last_id.len)
+		sqlite3_bind_text(s, 11, snap->stage.last_id.data, (int)snap->stage.last_id.len,
+				  SQLITE_STATIC);
 	if (cs->read_first)
 		sqlite3_bind_int64(s, 12, cs->read_first);
 	if (cs->read_last)
@@ -95,12 +96,15 @@ int store_checkpoint(struct store *st, const struct store_snap *snap, struct cs_
 	return store_step_done(st, s, err);
 }
 
-int store_stage_clear(struct store *st, const struct store_snap *snap, struct cs_error *err)
+int store_stage_clear(struct store *st, struct store_snap *snap, struct cs_error *err)
 {
 	sqlite3_stmt *s = store_stmt(st, S_STAGE_CLEAR, err);
 
 	if (!s)
 		return -1;
+	/* a walk from page 1: nothing staged, so nothing known of its order yet */
+	snap->stage.sorted = 1;
+	buf_reset(&snap->stage.last_id);
 	sqlite3_bind_int64(s, 1, snap->group_key);
 	return store_step_done(st, s, err);
 }

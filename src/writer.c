@@ -180,7 +180,7 @@ static int run_begin(struct writer *w, struct op *o, struct cs_error *err)
 	d.kind = WRITER_BEGUN;
 	d.slot = o->slot;
 	d.snap = s->snap;
-	d.snap.cs.last_id = (struct cs_buf)CS_BUF_INIT; /* the staging state stays here */
+	d.snap.stage.last_id = (struct cs_buf)CS_BUF_INIT; /* the staging state stays here */
 	if (s->snap.cs.next_token && !(d.snap.cs.next_token = strdup(s->snap.cs.next_token)))
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	post(w, &d);
@@ -280,9 +280,6 @@ static int run_restart(struct writer *w, struct op *o, struct cs_error *err)
 
 	if (store_begin(w->st, err) < 0)
 		return -1;
-	/* a walk from page 1: nothing staged, so nothing known of its order yet */
-	s->snap.cs.sorted = 1;
-	buf_reset(&s->snap.cs.last_id);
 	if (store_stage_clear(w->st, &s->snap, err) < 0 ||
 	    apply_walk(&s->snap.cs, &o->walk, err) < 0 ||
 	    store_checkpoint(w->st, &s->snap, err) < 0 || store_commit(w->st, err) < 0) {
@@ -424,7 +421,7 @@ int writer_start(struct writer **out, struct store *st, size_t nslots, int64_t r
 		return cs_error_set(err, CS_ERR_NOMEM, "out of memory");
 	}
 	for (i = 0; i < nslots; i++)
-		w->slots[i].snap.cs.last_id = (struct cs_buf)CS_BUF_INIT;
+		w->slots[i].snap.stage.last_id = (struct cs_buf)CS_BUF_INIT;
 	w->st = st;
 	w->run_id = run_id;
 	w->nslots = nslots;

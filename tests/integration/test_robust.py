@@ -156,7 +156,9 @@ def test_kill9_at_random_moments():
     d = harness.tmpdir()
     rnd = random.Random(int(os.environ.get("CREDSYNC_TEST_SEED", "1234")))
     n = cs.scale(100000, 2000)
-    with Sim("--instances", "1", "--groups", "2", "--devices", str(n)) as sim:
+    # 2 ms a page: the crawl must last long enough for this loop to see its pages arrive,
+    # or a fast crawl ends before the random moment is reached and the kill lands after it
+    with Sim("--instances", "1", "--groups", "2", "--devices", str(n), "--latency", "2") as sim:
         cfg, db = config(sim, d, ["GID_sim_1", "GID_sim_2"])
         sizes = {"GID_sim_1": n, "GID_sim_2": n}
         t0 = time.monotonic()

@@ -308,8 +308,8 @@ static void test_sorted_staging(void)
 	CHECK(store_stage_page(st, &snap, p2, l, 2, &err) == 0);
 	snap.cs.pages = 2;
 	snap.cs.staged_ids = 4;
-	CHECK(snap.cs.sorted == 1);
-	CHECK_STR(buf_str(&snap.cs.last_id), "S@@@d");
+	CHECK(snap.stage.sorted == 1);
+	CHECK_STR(buf_str(&snap.stage.last_id), "S@@@d");
 	CHECK(store_checkpoint(st, &snap, &err) == 0);
 	CHECK(store_commit(st, &err) == 0);
 	CHECK(store_finalize_begin(st, &snap, 0, &t, &err) == 0);
@@ -323,9 +323,9 @@ static void test_sorted_staging(void)
 	CHECK(store_snapshot_begin(st, run, "mqtt-a", "GID_s", &resume, &snap, &err) == 0);
 	CHECK(store_begin(st, &err) == 0);
 	CHECK(store_stage_page(st, &snap, bad, l, 3, &err) == 0);
-	CHECK(snap.cs.sorted == 0);
+	CHECK(snap.stage.sorted == 0);
 	/* and a false claim of order is caught by the merge, which sorts after all */
-	snap.cs.sorted = 1;
+	snap.stage.sorted = 1;
 	snap.cs.pages = 1;
 	snap.cs.staged_ids = 3;
 	CHECK(store_commit(st, &err) == 0);
