@@ -18,7 +18,9 @@ struct cs_buf {
 
 #define CS_BUF_INIT { NULL, 0, 0, 0 }
 
+/* Appends len bytes (then a NUL the length does not count); on no memory sets b->oom. */
 void buf_append(struct cs_buf *b, const void *data, size_t len);
+/* buf_append of a string, of one character, of printf's output. */
 void buf_puts(struct cs_buf *b, const char *s);
 void buf_putc(struct cs_buf *b, char c);
 void buf_printf(struct cs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -121,6 +121,8 @@ void cli_usage(const char *cmd, FILE *f);
 /* 1 when cmd has a help text (is a command). */
 int cli_has_help(const char *cmd);
 
+/* The commands (one cmd_*.c each): argv[0] is the command's name; 0, CMD_HELP, or -1 with
+ * err for main.c to report and map to the exit status once. */
 int cmd_sync(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_diff(int argc, char **argv, struct cli_globals *g, struct cs_error *err);
 int cmd_snapshots(int argc, char **argv, struct cli_globals *g, struct cs_error *err);

@@ -92,6 +92,7 @@ void creds_metadata_status(char *out, size_t outlen);
 /* The flag that makes identity-service calls give up (SIGINT/SIGTERM). */
 void creds_set_stop(volatile sig_atomic_t *stop);
 
+/* Wipes and frees what c holds (c itself is the caller's); NULL is accepted. */
 void creds_release(struct creds *c);
 
 /* Wipes the secret and token variables of the environment (ALIBABA_CLOUD_*, ALICLOUD_*) in

@@ -64,6 +64,7 @@ int discover_groups(const struct cfg_instance *insts, size_t n, struct http_clie
 		    const struct creds *creds, volatile sig_atomic_t *stop, struct discovered *out,
 		    struct cs_error *err);
 
+/* Frees what d holds and empties it; NULL is accepted. */
 void discovered_release(struct discovered *d);
 
 struct discovered_instances {
@@ -83,6 +84,7 @@ int discover_instances(const char *const *regions, const char *const *endpoints,
 		       const struct creds *creds, volatile sig_atomic_t *stop,
 		       struct discovered_instances *out, struct cs_error *err);
 
+/* Frees what d holds and empties it; NULL is accepted. */
 void discovered_instances_release(struct discovered_instances *d);
 
 #endif

@@ -37,6 +37,7 @@ int cs_error_set(struct cs_error *err, enum cs_error_kind kind, const char *fmt,
 void cs_error_prefix(struct cs_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Empties err (kind CS_ERR_NONE, no message). */
 void cs_error_clear(struct cs_error *err);
 
 #endif

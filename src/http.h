@@ -43,7 +43,9 @@ struct http_request {
 	struct http_request *act_prev, *act_next; /* the client's list of transfers in flight */
 };
 
+/* A client with no endpoint yet (libcurl initialised once per process). */
 int http_client_new(struct http_client **out, struct cs_error *err);
+/* Aborts what is in flight and frees the client and its endpoints; NULL is accepted. */
 void http_client_free(struct http_client *c);
 
 /* Parses and checks base_url ("https://host[:port]"; http only for loopback hosts).  The

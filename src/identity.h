@@ -38,6 +38,7 @@ struct creds *identities_for(void *ids, const struct cfg_instance *inst);
 /* The resolved identities (top first), each once, into out[0..max).  Returns the count. */
 size_t identities_list(const struct identities *ids, const struct creds **out, size_t max);
 
+/* Wipes and frees every identity of the run; ids itself is the caller's. */
 void identities_release(struct identities *ids);
 
 #endif

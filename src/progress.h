@@ -13,6 +13,7 @@
 
 struct progress;
 
+/* A progress display on f for the n targets (f a terminal; the caller decides). */
 int progress_new(struct progress **out, FILE *f, const struct crawl_target *targets, size_t n);
 /* The crawl observer callback (arg is the struct progress). */
 void progress_update(void *arg, const struct crawl_target *t, const struct crawl_result *r,

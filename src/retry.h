@@ -48,6 +48,7 @@ struct retry_budget {
 	int64_t tokens;
 	int64_t capacity;
 };
+/* A full budget of capacity tokens. */
 void retry_budget_init(struct retry_budget *b, int64_t capacity);
 /* Takes cost tokens; returns 0, or -1 (and takes nothing) when not enough are left. */
 int retry_budget_take(struct retry_budget *b, int64_t cost);

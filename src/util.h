@@ -21,6 +21,7 @@ int util_parse_utc(const char *s, int64_t *out_epoch);
 /* Writes "YYYY-MM-DDThh:mm:ssZ" (21 bytes with the NUL). */
 void util_format_utc(int64_t epoch, char out[21]);
 
+/* The clocks: wall time in epoch seconds, and monotonic milliseconds. */
 int64_t util_now_epoch(void);   /* wall clock, seconds */
 int64_t util_mono_ms(void);     /* monotonic clock, milliseconds */
 
