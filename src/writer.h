@@ -27,7 +27,7 @@
 #include "paging.h"
 #include "store.h"
 
-#define WRITER_MAX_QUEUED_BYTES ((size_t)4 << 20)
+#define WRITER_MAX_QUEUED_BYTES ((size_t)512 << 10)
 
 struct writer;
 
