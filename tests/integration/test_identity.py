@@ -402,9 +402,12 @@ def test_expired_page_forces_one_renewal():
 def test_renewal_impossible_fails_groups():
     d = harness.tmpdir()
     # 2-second credentials leave a 1-second window for a renewal that fails while they are
-    # still valid; under valgrind a page can take longer than that, so they live 4 s there
-    lifetime = "4" if os.environ.get("CREDSYNC_WRAPPER") else "2"
-    with Sim("--groups", "2", "--devices", "300", "--credential-lifetime", lifetime, "--page-cap", "10",
+    # still valid; under valgrind a page can take longer than that, so they live 4 s there,
+    # and the walk has 120 pages of 40 ms (at least 4.8 s, at any speed), so they expire
+    # before it ends (60 pages, 2.4 s, against 2-second ones otherwise)
+    slow = bool(os.environ.get("CREDSYNC_WRAPPER"))
+    lifetime, devices = ("4", "600") if slow else ("2", "300")
+    with Sim("--groups", "2", "--devices", devices, "--credential-lifetime", lifetime, "--page-cap", "10",
              "--latency", "40") as sim:
         cfg, db = cfg_for(sim, d, extra_yaml="concurrency: 1")
         ini_role(d, sim)
